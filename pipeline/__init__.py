@@ -1,0 +1,1 @@
+"""Benchmark Scottish children's-services partnerships from joint inspection reports."""

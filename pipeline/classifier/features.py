@@ -1,0 +1,222 @@
+"""Context and cue features for report segments.
+
+Why context: the training text is fictional and the target text is real, and the
+two differ in wording far more than in structure. Where a sentence sits (which
+inspection question, whether it is a strength or a priority area, the heading
+above it, the sentences around it) carries over between the two, so the models
+lean on it. The cue words are the report writers' own conventions: the fixed
+quantity terms, and concession patterns ("While X, Y") that mark mixed findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+EVALUATIVE_PARTS = (
+    "summary_strength", "summary_priority", "q1", "q2", "q3", "q4", "q5",
+    "conclusion", "appendix1",
+)
+PARTS = (*EVALUATIVE_PARTS, "other")
+KINDS = ("strength", "priority", "key_message", "body", "conclusion", "rationale", "other")
+# Headings that name a list, not a topic: they say nothing about the QI.
+GENERIC_HEADINGS = {
+    "key messages", "strengths", "priority areas for improvement", "rationale for the evaluation",
+    "conclusion", "summary", "",
+}
+# Appendix 1 groups its rationales under the question each graded QI answers.
+_GRADE_HINTS = ("9", "2.1", "2.2", "1.1")
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def part_group(part: str | None) -> str:
+    """Known evaluative parts keep their name; anything else (introduction, context,
+    an unfamiliar segmenter label, missing) is ``other``."""
+    if not part:
+        return "other"
+    low = part.strip().lower()
+    if low in EVALUATIVE_PARTS:
+        return low
+    match = re.fullmatch(r"(?:q|question[ _]?)([1-5])", low)
+    if match:
+        return f"q{match.group(1)}"
+    if low.startswith("appendix1") or low.startswith("appendix_1"):
+        return "appendix1"
+    return "other"
+
+
+def kind_group(kind: str | None) -> str:
+    low = (kind or "").strip().lower()
+    return low if low in KINDS else "other"
+
+
+def topic_heading(subsection: str | None) -> str:
+    """The subsection heading when it names a topic, else ``""``."""
+    text = (subsection or "").strip()
+    return "" if text.lower().rstrip(":") in GENERIC_HEADINGS else text
+
+
+def grade_hints(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Which graded QI an Appendix 1 rationale belongs to, from the running headings.
+
+    The appendix repeats the heading "How well do we meet the needs of stakeholders?"
+    for 2.1 and for 2.2, so the heading alone cannot tell them apart; the order can
+    (2.1 comes first), and an explicit "2.2 Impact on families" line, where the
+    segmenter keeps it, settles it.
+    """
+    hints: list[str] = []
+    state: dict[str, Any] = {}
+    for row in rows:
+        report = row.get("report_id")
+        if state.get("report") != report:
+            state = {"report": report, "hint": "", "heading": None, "stakeholder_blocks": 0}
+        if part_group(row.get("part")) != "appendix1":
+            hints.append("")
+            continue
+        heading = (row.get("subsection") or "").strip().lower()
+        text = (row.get("text") or "").strip().lower()
+        explicit = re.match(r"(1\.1|2\.1|2\.2)\s+(impact|improvements)", text) or re.match(
+            r"(1\.1|2\.1|2\.2)\s+(impact|improvements)", heading
+        )
+        if explicit:
+            state["hint"] = explicit.group(1)
+        elif heading != state["heading"] and heading:
+            if "leadership" in heading:
+                state["hint"] = "9"
+            elif "outcomes" in heading:
+                state["hint"] = "1.1"
+            elif "stakeholders" in heading:
+                state["stakeholder_blocks"] += 1
+                state["hint"] = "2.1" if state["stakeholder_blocks"] == 1 else "2.2"
+        if heading:
+            state["heading"] = heading
+        hints.append(state["hint"])
+    return hints
+
+
+# --- cue words -------------------------------------------------------------------
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+CUES: dict[str, re.Pattern[str]] = {
+    "concession_start": _rx(r"^\W*(while|whilst|although|though|despite|even though|in spite|"
+                            r"notwithstanding|alongside)\b"),
+    "contrast": _rx(r"\b(but|however|although|though|whilst|yet|despite|nevertheless|"
+                    r"albeit|while)\b"),
+    "but_clause": _rx(r",\s*(but|however|although|though|yet)\b|;\s*however"),
+    "negation": _rx(r"\b(not|no|never|nor|without|none|n't|cannot|lack|lacked|lacking)\b"),
+    "not_yet": _rx(r"\b(not yet|yet to|too early|too soon|still|had not|was not|were not|"
+                   r"did not)\b"),
+    "need": _rx(r"\b(needs? to|needed to|should|must|required|requires|further work|"
+                r"more work|priority|improvement was needed)\b"),
+    "problem": _rx(r"\b(too (long|many|few|often|late)|delay\w*|wait\w*|gaps?|inconsisten\w*|"
+                   r"poor\w*|weak\w*|limited|fell short|fall short|variab\w*|concern\w*|"
+                   r"difficult\w*|harder|shortage\w*|vacanc\w*|unclear|unmet|drift|"
+                   r"struggl\w*|lower|fewer|less likely|pressure\w*|insufficient|"
+                   r"not always|slow\w*|barrier\w*|uneven|patchy|declin\w*)"),
+    "good": _rx(r"\b(good|very good|excellent|strong\w*|effective\w*|well|improv\w*|positive\w*|"
+                r"valued|benefit\w*|high[- ]quality|robust|clear\w*|timely|confident\w*|"
+                r"consistent\w*|embedded|thriv\w*|success\w*|helpful\w*|supportive|"
+                r"commendabl\w*|promising|impressive|skilled|meaningful\w*)\b"),
+    "good_practice": _rx(r"\b(area of good practice|good or better|good or very good|"
+                         r"sector-leading|exemplary)\b"),
+    "q_high": _rx(r"\b(almost all|nearly all|the vast majority|most|the majority|majority of|"
+                  r"many|all)\b"),
+    "q_low": _rx(r"\b(few|a few|less than half|fewer than half|a small number|some|minority|"
+                 r"only|just under half|one in \w+)\b"),
+    "percent": _rx(r"\d+(\.\d+)?\s?%|\bper ?cent\b"),
+    "number": _rx(r"\b\d[\d,.]*\b"),
+    "question": _rx(r"\?\s*$"),
+    "we_did": _rx(r"^\W*(we|our)\b"),
+}
+CUE_NAMES = (*CUES, "q_high_problem", "q_low_problem", "q_low_good", "log_words")
+
+
+def cue_features(texts: Sequence[str]) -> np.ndarray:
+    """Dense cue vector per text: counts capped at 3, scaled to 0..1."""
+    out = np.zeros((len(texts), len(CUE_NAMES)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        counts = {name: min(len(rx.findall(text)), 3) / 3 for name, rx in CUES.items()}
+        bad = 1.0 if counts["problem"] or counts["negation"] or counts["not_yet"] else 0.0
+        counts["q_high_problem"] = float(counts["q_high"] > 0) * bad
+        counts["q_low_problem"] = float(counts["q_low"] > 0) * bad
+        counts["q_low_good"] = float(counts["q_low"] > 0) * (1.0 - bad)
+        counts["log_words"] = min(np.log1p(len(text.split())) / 4.0, 1.5)
+        out[i] = [counts[name] for name in CUE_NAMES]
+    return out
+
+
+def one_hot(values: Sequence[str], vocabulary: Sequence[str]) -> np.ndarray:
+    index = {v: i for i, v in enumerate(vocabulary)}
+    out = np.zeros((len(values), len(vocabulary)), dtype=np.float32)
+    for i, value in enumerate(values):
+        out[i, index.get(value, len(vocabulary) - 1)] = 1.0
+    return out
+
+
+# --- neighbours --------------------------------------------------------------------
+
+def neighbour_index(rows: Sequence[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """Index of the previous and next row of the same report and part (-1 if none)."""
+    prev, nxt = [-1] * len(rows), [-1] * len(rows)
+    for i in range(1, len(rows)):
+        a, b = rows[i - 1], rows[i]
+        if a.get("report_id") == b.get("report_id") and part_group(a.get("part")) == part_group(
+            b.get("part")
+        ):
+            prev[i], nxt[i - 1] = i - 1, i
+    return prev, nxt
+
+
+def block_index(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """A block id per row: consecutive rows sharing report, part and subsection."""
+    ids, current, last = [], -1, None
+    for row in rows:
+        key = (row.get("report_id"), part_group(row.get("part")), row.get("subsection"))
+        if key != last:
+            current += 1
+            last = key
+        ids.append(current)
+    return ids
+
+
+def context_vectors(rows: Sequence[dict[str, Any]], text_vecs: np.ndarray) -> dict[str, np.ndarray]:
+    """Neighbour mean and block mean of the rows' text vectors."""
+    prev, nxt = neighbour_index(rows)
+    dim = text_vecs.shape[1]
+    nbr = np.zeros((len(rows), dim), dtype=np.float32)
+    for i in range(len(rows)):
+        idx = [j for j in (prev[i], nxt[i]) if j >= 0]
+        if idx:
+            nbr[i] = text_vecs[idx].mean(axis=0)
+    blocks = np.asarray(block_index(rows))
+    block = np.zeros_like(nbr)
+    for b in np.unique(blocks):
+        members = np.flatnonzero(blocks == b)
+        block[members] = text_vecs[members].mean(axis=0)
+    return {"neighbours": _unit(nbr), "block": _unit(block)}
+
+
+def _unit(mat: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    return np.where(norms > 0, mat / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+
+
+def order_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Normalised copies of rows: context fields always present (possibly empty)."""
+    out = []
+    for row in rows:
+        out.append({
+            "report_id": row.get("report_id") or "",
+            "part": row.get("part") or "",
+            "kind": row.get("kind") or "",
+            "subsection": row.get("subsection") or "",
+            "text": str(row.get("text") or ""),
+        })
+    return out

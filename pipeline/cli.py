@@ -1,0 +1,227 @@
+"""The ``inspections`` command line: one sub-command per pipeline stage, plus ``run``.
+
+DVC stages call these same commands, so a user's ad-hoc run and ``dvc repro`` go
+through one code path. Heavy libraries are imported inside each command to keep
+``inspections --help`` instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark Scottish children's-services partnerships from their joint inspection reports.",
+)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ParamsOpt = Annotated[
+    Path | None, typer.Option("--params", help="params.yaml to read (default: ./params.yaml if present).")
+]
+KeepGoing = Annotated[
+    bool, typer.Option("--keep-going", help="Skip bad inputs, list them in errors.json, carry on.")
+]
+
+
+def _fail_cleanly(func: F) -> F:
+    """Print an :class:`InputError` as one line on stderr and exit 1, without a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as err:
+            err_console.print(f"error: {err}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: outputs already written are intact", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_errors(errors: list[InputError]) -> None:
+    for err in errors:
+        err_console.print(f"skipped: {err}", markup=False)
+
+
+def _section(name: str, defaults: dict[str, Any], params: Path | None) -> dict[str, Any]:
+    from pipeline.params import section
+
+    return section(name, defaults, params)
+
+
+@app.command()
+@_fail_cleanly
+def extract(
+    inputs: Annotated[list[Path], typer.Argument(help="PDF files or folders of PDFs.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <report_id>.json files.")],
+    keep_going: KeepGoing = False,
+    params: ParamsOpt = None,
+) -> None:
+    """Extract page text from report PDFs (reading order, no headers/footers)."""
+    from pipeline import extract as stage
+
+    errors = stage.extract_path(inputs, out, keep_going, _section("extract", stage.DEFAULTS, params))
+    _report_errors(errors)
+
+
+@app.command()
+@_fail_cleanly
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(help="Extracted JSON files or their folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for segments.jsonl and reports.jsonl.")],
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="Optional manifest.csv (report_id, fictional).")
+    ] = None,
+    keep_going: KeepGoing = False,
+    params: ParamsOpt = None,
+) -> None:
+    """Recover each report's structure and grades; one segment per sentence."""
+    from pipeline import segment as stage
+
+    rows = stage.read_manifest(manifest) if manifest else {}
+    errors = stage.run(inputs, out, _section("segment", stage.DEFAULTS, params), keep_going, rows)
+    _report_errors(errors)
+
+
+@app.command()
+@_fail_cleanly
+def embed(
+    segments: Annotated[Path, typer.Argument(help="segments.jsonl")],
+    out: Annotated[Path, typer.Option("--out", help="Embedding cache (.npz), updated in place.")],
+    params: ParamsOpt = None,
+) -> None:
+    """Sentence embeddings of every segment, cached by text hash."""
+    from pipeline import embed as stage
+
+    settings = _section("embed", stage.DEFAULTS, params)
+    n = stage.run(segments, out, settings)
+    out_console.print(f"embedded {n} segments -> {out}")
+
+
+@app.command()
+@_fail_cleanly
+def train(
+    labels: Annotated[list[Path], typer.Argument(help="Label JSONL files or folders of them.")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    metrics: Annotated[
+        Path | None, typer.Option("--metrics", help="Write leave-one-report-out metrics here.")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Folder for DVC plot data.")] = None,
+    card: Annotated[Path | None, typer.Option("--card", help="Where to write MODEL_CARD.md.")] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Run the leave-one-report-out evaluation.")
+    ] = True,
+    params: ParamsOpt = None,
+) -> None:
+    """Train the QI and sentiment classifiers on labelled sentences."""
+    from pipeline import train as stage
+
+    stage.train(
+        labels, out, _section("train", stage.DEFAULTS, params), metrics_path=metrics,
+        plots_dir=plots, evaluate=evaluate, card_path=card,
+    )
+    out_console.print(f"models -> {out}")
+
+
+@app.command()
+@_fail_cleanly
+def classify(
+    segments: Annotated[Path, typer.Argument(help="segments.jsonl")],
+    model: Annotated[Path, typer.Option("--model", help="Model folder from `inspections train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Classified segments (JSONL).")],
+) -> None:
+    """Add QI and sentiment predictions (with scores) to every segment."""
+    from pipeline import classify as stage
+
+    n = stage.run(segments, model, out)
+    out_console.print(f"classified {n} segments -> {out}")
+
+
+@app.command()
+@_fail_cleanly
+def themes(
+    segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
+    embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding cache (.npz).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for themes.json and segment_themes.jsonl.")],
+    params: ParamsOpt = None,
+) -> None:
+    """Cluster segments into themes with readable labels."""
+    from pipeline import themes as stage
+
+    stage.run(segments, embeddings, out, _section("themes", stage.DEFAULTS, params))
+    out_console.print(f"themes -> {out}")
+
+
+@app.command()
+@_fail_cleanly
+def compare(
+    segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
+    reports: Annotated[Path, typer.Option("--reports", help="reports.jsonl from `segment`.")],
+    themes_dir: Annotated[Path, typer.Option("--themes", help="Folder written by `themes`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for benchmark.json and the report.")],
+    focus: Annotated[
+        str | None, typer.Option("--focus", help="Partnership to benchmark (default: params).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Official grades of real partnerships (CSV).")
+    ] = Path("data/reference/official_evaluations.csv"),
+    params: ParamsOpt = None,
+) -> None:
+    """Benchmark the focus partnership against its peers; write the comparison report."""
+    from pipeline import compare as stage
+
+    settings = _section("compare", stage.DEFAULTS, params)
+    written = stage.run(segments, reports, themes_dir, out, settings, focus=focus, reference=reference)
+    out_console.print(f"comparison report -> {written}")
+
+
+@app.command()
+@_fail_cleanly
+def run(
+    pdf_dir: Annotated[Path, typer.Argument(help="Folder of report PDFs (optionally with manifest.csv).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for every stage's outputs.")],
+    focus: Annotated[str | None, typer.Option("--focus", help="Partnership to benchmark.")] = None,
+    model: Annotated[
+        Path, typer.Option("--model", help="Trained models; trained from --labels when missing.")
+    ] = Path("models/classifier"),
+    labels: Annotated[Path, typer.Option("--labels", help="Labels to train from if needed.")] = Path(
+        "data/labels"
+    ),
+    reference: Annotated[Path | None, typer.Option("--reference")] = Path(
+        "data/reference/official_evaluations.csv"
+    ),
+    keep_going: KeepGoing = False,
+    params: ParamsOpt = None,
+) -> None:
+    """Run every stage on a folder of PDFs, outside DVC, into one output folder."""
+    from pipeline import runner
+
+    written = runner.run_all(
+        pdf_dir, out, focus=focus, model_dir=model, labels=labels, reference=reference,
+        keep_going=keep_going, params_path=params, log=out_console.print,
+        warn=_report_errors,
+    )
+    out_console.print(f"comparison report -> {written}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
