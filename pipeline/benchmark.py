@@ -117,11 +117,13 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 def resolve_focus(focus: str, partnerships: list[str]) -> str:
     """The corpus spelling of ``focus`` (case and spacing forgiven)."""
+    present = ", ".join(partnerships) or "none"
+    if not focus or not str(focus).strip():
+        raise InputError(None, f"no focus partnership given (partnerships present: {present})")
     wanted = " ".join(focus.lower().split())
     for name in partnerships:
         if " ".join(name.lower().split()) == wanted:
             return name
-    present = ", ".join(partnerships) or "none"
     raise InputError(None, f"focus partnership '{focus}' is not in the corpus "
                            f"(partnerships present: {present})")
 

@@ -15,9 +15,11 @@ BULLET_RE = re.compile(r"^\s*(?:[-•●▪◦‣∙·*]|\(cid:127\))\s+")
 NUMBERED_RE = re.compile(r"^\s*(\d{1,2})[.)]\s+(?=\S)")
 TERMINAL_RE = re.compile(r"[.!?:;]['\"’”)\]]*$")
 CONTINUING_WORDS = frozenset(
-    "a an the of and or but in on at to for with by from as that which who whose their its our "
-    "this these those was were is are had has have be been not than into onto across between "
-    "about over under through within without while where when".split()
+    (
+        "a an the of and or but in on at to for with by from as that which who whose their its "
+        "our this these those was were is are had has have be been not than into onto across "
+        "between about over under through within without while where when"
+    ).split(" ")
 )
 
 

@@ -29,7 +29,8 @@ out_console = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ParamsOpt = Annotated[
-    Path | None, typer.Option("--params", help="params.yaml to read (default: ./params.yaml if present).")
+    Path | None,
+    typer.Option("--params", help="params.yaml to read (default: ./params.yaml if present)."),
 ]
 KeepGoing = Annotated[
     bool, typer.Option("--keep-going", help="Skip bad inputs, list them in errors.json, carry on.")
@@ -75,7 +76,9 @@ def extract(
     """Extract page text from report PDFs (reading order, no headers/footers)."""
     from pipeline import extract as stage
 
-    errors = stage.extract_path(inputs, out, keep_going, _section("extract", stage.DEFAULTS, params))
+    errors = stage.extract_path(
+        inputs, out, keep_going, _section("extract", stage.DEFAULTS, params)
+    )
     _report_errors(errors)
 
 
@@ -83,9 +86,12 @@ def extract(
 @_fail_cleanly
 def segment(
     inputs: Annotated[list[Path], typer.Argument(help="Extracted JSON files or their folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for segments.jsonl and reports.jsonl.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for segments.jsonl and reports.jsonl.")
+    ],
     manifest: Annotated[
-        Path | None, typer.Option("--manifest", help="Optional manifest.csv (report_id, fictional).")
+        Path | None,
+        typer.Option("--manifest", help="Optional manifest.csv (report_id, fictional)."),
     ] = None,
     keep_going: KeepGoing = False,
     params: ParamsOpt = None,
@@ -122,9 +128,12 @@ def train(
         Path | None, typer.Option("--metrics", help="Write leave-one-report-out metrics here.")
     ] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Folder for DVC plot data.")] = None,
-    card: Annotated[Path | None, typer.Option("--card", help="Where to write MODEL_CARD.md.")] = None,
+    card: Annotated[
+        Path | None, typer.Option("--card", help="Where to write MODEL_CARD.md.")
+    ] = None,
     evaluate: Annotated[
-        bool, typer.Option("--evaluate/--no-evaluate", help="Run the leave-one-report-out evaluation.")
+        bool,
+        typer.Option("--evaluate/--no-evaluate", help="Run the leave-one-report-out evaluation."),
     ] = True,
     params: ParamsOpt = None,
 ) -> None:
@@ -132,8 +141,13 @@ def train(
     from pipeline import train as stage
 
     stage.train(
-        labels, out, _section("train", stage.DEFAULTS, params), metrics_path=metrics,
-        plots_dir=plots, evaluate=evaluate, card_path=card,
+        labels,
+        out,
+        _section("train", stage.DEFAULTS, params),
+        metrics_path=metrics,
+        plots_dir=plots,
+        evaluate=evaluate,
+        card_path=card,
     )
     out_console.print(f"models -> {out}")
 
@@ -157,7 +171,9 @@ def classify(
 def themes(
     segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
     embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding cache (.npz).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for themes.json and segment_themes.jsonl.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for themes.json and segment_themes.jsonl.")
+    ],
     params: ParamsOpt = None,
 ) -> None:
     """Cluster segments into themes with readable labels."""
@@ -184,24 +200,35 @@ def compare(
 ) -> None:
     """Benchmark the focus partnership against its peers; write the comparison report."""
     from pipeline import compare as stage
+    from pipeline.runner import focus_name
 
     settings = _section("compare", stage.DEFAULTS, params)
-    written = stage.run(segments, reports, themes_dir, out, settings, focus=focus, reference=reference)
+    written = stage.run(
+        segments,
+        reports,
+        themes_dir,
+        out,
+        settings,
+        focus=focus_name(focus, params),
+        reference=reference,
+    )
     out_console.print(f"comparison report -> {written}")
 
 
 @app.command()
 @_fail_cleanly
 def run(
-    pdf_dir: Annotated[Path, typer.Argument(help="Folder of report PDFs (optionally with manifest.csv).")],
+    pdf_dir: Annotated[
+        Path, typer.Argument(help="Folder of report PDFs (optionally with manifest.csv).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for every stage's outputs.")],
     focus: Annotated[str | None, typer.Option("--focus", help="Partnership to benchmark.")] = None,
     model: Annotated[
         Path, typer.Option("--model", help="Trained models; trained from --labels when missing.")
     ] = Path("models/classifier"),
-    labels: Annotated[Path, typer.Option("--labels", help="Labels to train from if needed.")] = Path(
-        "data/labels"
-    ),
+    labels: Annotated[
+        Path, typer.Option("--labels", help="Labels to train from if needed.")
+    ] = Path("data/labels"),
     reference: Annotated[Path | None, typer.Option("--reference")] = Path(
         "data/reference/official_evaluations.csv"
     ),
@@ -212,8 +239,15 @@ def run(
     from pipeline import runner
 
     written = runner.run_all(
-        pdf_dir, out, focus=focus, model_dir=model, labels=labels, reference=reference,
-        keep_going=keep_going, params_path=params, log=out_console.print,
+        pdf_dir,
+        out,
+        focus=focus,
+        model_dir=model,
+        labels=labels,
+        reference=reference,
+        keep_going=keep_going,
+        params_path=params,
+        log=out_console.print,
         warn=_report_errors,
     )
     out_console.print(f"comparison report -> {written}")

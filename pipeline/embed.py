@@ -69,7 +69,9 @@ class EmbeddingCache:
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         keys = [text_hash(t) for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
+        )
         if missing:
             new = encode([t for _, t in missing], self.model_path, batch_size)
             for (key, _), vec in zip(missing, new, strict=True):
@@ -82,7 +84,9 @@ class EmbeddingCache:
         """Write the cache; ``keep`` (texts) limits it to what the corpus still uses."""
         if self.path is None:
             return
-        keys = sorted(self._vectors if keep is None else {text_hash(t) for t in keep} & self._vectors.keys())
+        keys = sorted(
+            self._vectors if keep is None else {text_hash(t) for t in keep} & self._vectors.keys()
+        )
         vectors = (
             np.stack([self._vectors[k] for k in keys])
             if keys

@@ -49,14 +49,14 @@ def _check(value: Any, default: Any, where: str, path: Path | str) -> Any:
             raise InputError(path, f"{where} must be a mapping, got {value!r}")
         return {**default, **value}
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
-        raise InputError(
-            path, f"{where} must be {type(default).__name__}, got {value!r}"
-        )
+        raise InputError(path, f"{where} must be {type(default).__name__}, got {value!r}")
     return value
 
 
 def section(
-    name: str, defaults: dict[str, Any], path: str | Path | None = None,
+    name: str,
+    defaults: dict[str, Any],
+    path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Defaults for stage ``name`` overlaid with ``params.yaml`` and then ``overrides``."""

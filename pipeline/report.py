@@ -42,6 +42,7 @@ VERDICT_WORDS = {
     "thin": "too little evidence to compare",
     "no data": "no evidence in the report",
 }
+SIMILAR_COSINE = 0.3  # below this, a "nearest" peer is not called alike in the summary
 PLOT_FILES = ("qi_profile.csv", "theme_shares.csv", "grades.csv", "qi_profile.png",
               "theme_shares.png")
 
@@ -306,16 +307,18 @@ def summary_sentences(ctx: dict[str, Any], benchmark: dict[str, Any]) -> dict[st
                 f"Predicted from the text of the five inspection questions alone, {agree} of "
                 f"{len(preds)} grades match the official ones (a rough cross-check: see Grades).")
     if ctx["peers"]:
-        listed = ", ".join(f"{p['label']} ({p['cosine']:+.2f})" for p in ctx["peers"])
-        if ctx["peers"][0]["cosine"] >= 0.3:
-            more.append(f"Most alike in their indicator profile (similarity): {listed}.")
+        alike = [p for p in ctx["peers"] if p["cosine"] >= SIMILAR_COSINE]
+        if alike:
+            listed = ", ".join(f"{p['label']} (similarity {p['cosine']:+.2f})" for p in alike)
+            more.append(f"Most alike in their indicator profile: {listed}.")
         else:
-            more.append("No peer has a clearly similar indicator profile; the closest "
-                        f"(similarity) are {listed}.")
+            best = ctx["peers"][0]
+            more.append("No peer has a clearly similar indicator profile; the closest is "
+                        f"{best['label']} (similarity {best['cosine']:+.2f}).")
     distinct = ctx["themes"]["distinctive"][:3]
     if distinct:
         more.append(f"Themes the report on {focus} dwells on more than its peers do: "
-                    + "; ".join(d["label"] for d in distinct) + ".")
+                    + "; ".join(f"\u201c{d['label']}\u201d" for d in distinct) + ".")
     if ctx["any_fictional"]:
         more.append("Partnerships marked (fictional) are sample partnerships written for this "
                     "project, not real places.")

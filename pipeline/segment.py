@@ -31,13 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "keep_context": True,
 }
 
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        "january february march april may june july august september october november december".split(),
-        start=1,
-    )
-}
+MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+)
+MONTHS = {m: i for i, m in enumerate(MONTH_NAMES.split(" "), start=1)}
 DATE_RE = re.compile(r"\b(" + "|".join(MONTHS) + r")\s+((?:19|20)\d\d)\b", re.IGNORECASE)
 TOC_LINE_RE = re.compile(r"(\.{3,}|…|\t)\s*\d+\s*$|\s\d{1,3}$")
 
@@ -52,9 +49,9 @@ class _State:
     indicator: str | None = None
 
 
-def identify(blocks: list[Block], generations: tuple[Generation, ...], front: int) -> tuple[
-    Generation, str, str
-]:
+def identify(
+    blocks: list[Block], generations: tuple[Generation, ...], front: int
+) -> tuple[Generation, str, str]:
     """The report's generation, its title and its partnership, from the front matter.
 
     The title gives the partnership's name, but an extractor may run the title into
@@ -97,7 +94,9 @@ def published(blocks: list[Block], front: int) -> str | None:
     return None
 
 
-def _section_rules(blocks: list[Block], generation: Generation) -> list[tuple[Rule, re.Match[str]] | None]:
+def _section_rules(
+    blocks: list[Block], generation: Generation
+) -> list[tuple[Rule, re.Match[str]] | None]:
     """The section heading (if any) each block starts, after removing false friends.
 
     Tables of contents and the introduction's list of the five questions repeat the
@@ -113,7 +112,9 @@ def _section_rules(blocks: list[Block], generation: Generation) -> list[tuple[Ru
             found.append(generation.section_for(block.text))
     numbered = [bool(hit and hit[0].numbered) for hit in found]
     for i, is_numbered in enumerate(numbered):
-        if is_numbered and ((i > 0 and numbered[i - 1]) or (i + 1 < len(found) and numbered[i + 1])):
+        if is_numbered and (
+            (i > 0 and numbered[i - 1]) or (i + 1 < len(found) and numbered[i + 1])
+        ):
             found[i] = None
     return found
 
@@ -184,8 +185,11 @@ def _appendix_line(block: Block, generation: Generation, state: _State) -> None:
             return
 
 
-def segment_report(doc: dict[str, Any], params: dict[str, Any] | None = None,
-                   generations: tuple[Generation, ...] | None = None) -> tuple[dict, list[dict]]:
+def segment_report(
+    doc: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    generations: tuple[Generation, ...] | None = None,
+) -> tuple[dict, list[dict]]:
     """One extracted report -> (report row, segment rows). Pure: no file access."""
     params = {**DEFAULTS, **(params or {})}
     source = doc.get("source") or doc.get("report_id")
@@ -222,8 +226,12 @@ def segment_report(doc: dict[str, Any], params: dict[str, Any] | None = None,
     rows = []
     for n, seg in enumerate(segments):
         rows.append(
-            {"segment_id": f"{report_id}:{n:04d}", "report_id": report_id,
-             "partnership": partnership, **seg}
+            {
+                "segment_id": f"{report_id}:{n:04d}",
+                "report_id": report_id,
+                "partnership": partnership,
+                **seg,
+            }
         )
     return report, rows
 
@@ -238,7 +246,10 @@ def read_manifest(directory: Path) -> dict[str, dict[str, str]]:
 
 
 def run(
-    inputs: list[Path], out_dir: Path, params: dict[str, Any], keep_going: bool = False,
+    inputs: list[Path],
+    out_dir: Path,
+    params: dict[str, Any],
+    keep_going: bool = False,
     manifest: dict[str, dict[str, str]] | None = None,
 ) -> list[InputError]:
     """Segment every extracted JSON under ``inputs``; write segments.jsonl and reports.jsonl."""

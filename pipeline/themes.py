@@ -150,11 +150,16 @@ def distinctive_themes(
     labels: np.ndarray, partnerships: np.ndarray, focus: str, n_themes: int,
     prior_total: float,
 ) -> list[dict[str, Any]]:
-    """Every theme's log-odds (focus against the rest) with z; outliers left out."""
+    """Every theme's log-odds (focus against the rest) with z; outliers left out.
+
+    The shares shown beside z are of all the group's segments, outliers
+    included, as in :func:`theme_shares`, so the two never disagree.
+    """
     in_theme = labels >= 0
     is_focus = partnerships == focus
     a = np.bincount(labels[in_theme & is_focus], minlength=n_themes)
     b = np.bincount(labels[in_theme & ~is_focus], minlength=n_themes)
+    n_a, n_b = int(is_focus.sum()), int((~is_focus).sum())
     delta, z = ctfidf.log_odds_dirichlet(a, b, prior_total)
     rows = []
     for t in range(n_themes):
@@ -162,8 +167,8 @@ def distinctive_themes(
             "theme": t,
             "delta": round(float(delta[t]), 4),
             "z": round(float(z[t]), 3),
-            "focus_share": round(float(a[t] / a.sum()), 4) if a.sum() else 0.0,
-            "peer_share": round(float(b[t] / b.sum()), 4) if b.sum() else 0.0,
+            "focus_share": round(float(a[t] / n_a), 4) if n_a else 0.0,
+            "peer_share": round(float(b[t] / n_b), 4) if n_b else 0.0,
         })
     return sorted(rows, key=lambda r: (-r["z"], r["theme"]))
 

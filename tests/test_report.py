@@ -267,13 +267,13 @@ def test_compare_stage_writes_benchmark_report_and_plots(tmp_path):
     themes.run(seg_path, emb_path, tmp_path / "themes", {"n_themes": 4, "min_df": 2})
     out = tmp_path / "reports"
     written = compare.run(seg_path, rep_path, tmp_path / "themes", out, {"n_boot": 200},
-                          focus="realburgh", reference=None)
+                          "realburgh")
     assert written == out / "comparison.html" and written.exists()
     for name in ("benchmark.json", "comparison.md", *report.PLOT_FILES):
         assert (out / name).exists(), name
     assert json.loads((out / "benchmark.json").read_text())["reference"]["programmes"] == []
-    with pytest.raises(InputError, match="no focus partnership"):
-        compare.run(seg_path, rep_path, tmp_path / "themes", out, None, focus=None)
+    with pytest.raises(InputError, match="no focus partnership given"):
+        compare.run(seg_path, rep_path, tmp_path / "themes", out, {}, focus=None)
 
 
 def test_md_escape():

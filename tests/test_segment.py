@@ -31,10 +31,16 @@ QUESTIONS = [
 
 
 def appendix(layout: str = "above") -> list[str]:
-    rows = [("9. Leadership and direction", "Good"), ("2.1 Impact on children and young people",
-            "Very good"), ("2.2 Impact on families", "Adequate"),
-            ("1.1 Improvements in the safety, wellbeing and life chances of vulnerable children "
-             "and young people", "Weak")]
+    rows = [
+        ("9. Leadership and direction", "Good"),
+        ("2.1 Impact on children and young people", "Very good"),
+        ("2.2 Impact on families", "Adequate"),
+        (
+            "1.1 Improvements in the safety, wellbeing and life chances of vulnerable children "
+            "and young people",
+            "Weak",
+        ),
+    ]
     out = ["Appendix 1: Summary of evaluations"]
     for line, grade in rows:
         out.append("How good is our leadership?")
@@ -44,34 +50,62 @@ def appendix(layout: str = "above") -> list[str]:
             out += [f"{line} {grade}"]
         else:
             out += [line, grade]
-        out += ["Rationale for the evaluation", f"Leaders in Lochbrae were judged {grade.lower()} "
-                "on this indicator. Staff said so too."]
+        out += [
+            "Rationale for the evaluation",
+            f"Leaders in Lochbrae were judged {grade.lower()} "
+            "on this indicator. Staff said so too.",
+        ]
     return out
 
 
 def make_report(layout: str = "above") -> list[str]:
-    blocks = [TITLE, "March 2021", "Contents", "• Introduction", "• Conclusion .... 9",
-              "Introduction", "Our five inspection questions"]
+    blocks = [
+        TITLE,
+        "March 2021",
+        "Contents",
+        "• Introduction",
+        "• Conclusion .... 9",
+        "Introduction",
+        "Our five inspection questions",
+    ]
     blocks += [f"{n}. {q}" for n, q in enumerate(QUESTIONS, start=1)]
-    blocks += ["Our remit", "We inspect services in every area of Scotland.",
-               "Summary – strengths and priority areas for improvement", "Strengths",
-               "1. Staff were confident. They knew what to do.", "2. Leaders were visible.",
-               "Priority areas for improvement", "1. Chronologies were weak.",
-               "Lochbrae in context", "Lochbrae has a population of 90,000 people."]
+    blocks += [
+        "Our remit",
+        "We inspect services in every area of Scotland.",
+        "Summary – strengths and priority areas for improvement",
+        "Strengths",
+        "1. Staff were confident. They knew what to do.",
+        "2. Leaders were visible.",
+        "Priority areas for improvement",
+        "1. Chronologies were weak.",
+        "Lochbrae in context",
+        "Lochbrae has a population of 90,000 people.",
+    ]
     for n, q in enumerate(QUESTIONS, start=1):
-        blocks += [f"{n}. {q}", "Key messages", f"1. Key message {n} was positive.",
-                   f"2. Second key message of question {n}. It had two sentences.",
-                   "Recognising concerns", f"Body text of question {n} said staff did well. "
-                   "Most parents agreed."]
-    blocks += ["Conclusion", "We are confident that partners can improve.",
-               "What happens next", "Partners will send an action plan."]
+        blocks += [
+            f"{n}. {q}",
+            "Key messages",
+            f"1. Key message {n} was positive.",
+            f"2. Second key message of question {n}. It had two sentences.",
+            "Recognising concerns",
+            f"Body text of question {n} said staff did well. Most parents agreed.",
+        ]
+    blocks += [
+        "Conclusion",
+        "We are confident that partners can improve.",
+        "What happens next",
+        "Partners will send an action plan.",
+    ]
     return blocks + appendix(layout)
 
 
 def doc(blocks: list[str], per_page: int = 12) -> dict:
-    pages = [blocks[i:i + per_page] for i in range(0, len(blocks), per_page)]
-    return {"report_id": "r1", "source": "r1.pdf",
-            "pages": [{"number": i + 1, "text": "\n\n".join(p)} for i, p in enumerate(pages)]}
+    pages = [blocks[i : i + per_page] for i in range(0, len(blocks), per_page)]
+    return {
+        "report_id": "r1",
+        "source": "r1.pdf",
+        "pages": [{"number": i + 1, "text": "\n\n".join(p)} for i, p in enumerate(pages)],
+    }
 
 
 def test_parts_kinds_and_items_are_recovered() -> None:
@@ -89,8 +123,11 @@ def test_parts_kinds_and_items_are_recovered() -> None:
     # A numbered item with two sentences gives two segments of the same kind, number dropped.
     assert strengths == ["Staff were confident.", "They knew what to do.", "Leaders were visible."]
     q3_keys = [s["text"] for s in segs if s["part"] == "q3" and s["kind"] == "key_message"]
-    assert q3_keys == ["Key message 3 was positive.", "Second key message of question 3.",
-                       "It had two sentences."]
+    assert q3_keys == [
+        "Key message 3 was positive.",
+        "Second key message of question 3.",
+        "It had two sentences.",
+    ]
     body = [s for s in segs if s["part"] == "q2" and s["kind"] == "body"]
     assert body[0]["subsection"] == "Recognising concerns"
 
@@ -113,13 +150,19 @@ def test_grades_read_in_each_layout(layout: str) -> None:
 
 
 def test_sentence_cut_by_page_break_is_joined() -> None:
-    d = {"report_id": "r1", "source": "r1.pdf", "pages": [
-        {"number": 1, "text": "Staff acted quickly when children needed protection and"},
-        {"number": 2, "text": "shared information well.\n\nA second paragraph followed."}]}
+    d = {
+        "report_id": "r1",
+        "source": "r1.pdf",
+        "pages": [
+            {"number": 1, "text": "Staff acted quickly when children needed protection and"},
+            {"number": 2, "text": "shared information well.\n\nA second paragraph followed."},
+        ],
+    }
     blocks = blocks_from_pages(d["pages"])
     assert [b.text for b in blocks] == [
         "Staff acted quickly when children needed protection and shared information well.",
-        "A second paragraph followed."]
+        "A second paragraph followed.",
+    ]
     assert [b.page for b in blocks] == [1, 2]
 
 
@@ -147,8 +190,10 @@ def test_read_grades_prefers_very_good_over_good() -> None:
 
 
 def test_sentences_keep_organisation_names_and_abbreviations() -> None:
-    text = ("Young people met Who Cares? Scotland every month. Tools, e.g. chronologies, helped. "
-            "In 2019, 94% of care leavers were in touch.")
+    text = (
+        "Young people met Who Cares? Scotland every month. Tools, e.g. chronologies, helped. "
+        "In 2019, 94% of care leavers were in touch."
+    )
     assert split_sentences(text) == [
         "Young people met Who Cares? Scotland every month.",
         "Tools, e.g. chronologies, helped.",
@@ -165,11 +210,18 @@ def test_run_keep_going_records_bad_files(tmp_path) -> None:
         json.dumps({**doc(["A newsletter", "Nothing here."]), "source": "other.pdf"})
     )
     with pytest.raises(InputError, match="bad.json: not valid JSON"):
-        run([src], tmp_path / "out", {"front_matter_blocks": 40, "grade_window": 2,
-                                      "keep_context": True})
+        run(
+            [src],
+            tmp_path / "out",
+            {"front_matter_blocks": 40, "grade_window": 2, "keep_context": True},
+        )
     assert not (tmp_path / "out" / "segments.jsonl").exists()
-    errors = run([src], tmp_path / "out", {"front_matter_blocks": 40, "grade_window": 2,
-                                           "keep_context": True}, keep_going=True)
+    errors = run(
+        [src],
+        tmp_path / "out",
+        {"front_matter_blocks": 40, "grade_window": 2, "keep_context": True},
+        keep_going=True,
+    )
     assert sorted(e.path.rsplit("/", 1)[-1] for e in errors) == ["bad.json", "other.pdf"]
     reports = (tmp_path / "out" / "reports.jsonl").read_text().splitlines()
     assert [json.loads(r)["report_id"] for r in reports] == ["good"]

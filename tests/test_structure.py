@@ -15,9 +15,11 @@ import pytest
 
 from pipeline.segment import segment_report
 
-ITEM_HEADINGS = {"strengths": ("summary_strength", "strength"),
-                 "priority areas for improvement": ("summary_priority", "priority"),
-                 "key messages": (None, "key_message")}
+ITEM_HEADINGS = {
+    "strengths": ("summary_strength", "strength"),
+    "priority areas for improvement": ("summary_priority", "priority"),
+    "key messages": (None, "key_message"),
+}
 
 
 def norm(text: str) -> str:
@@ -57,9 +59,21 @@ def test_every_report_in_the_corpus_is_segmented(segmented, shared_dir) -> None:
     assert len(segmented) == len(list((shared_dir / "corpus" / "pdf").glob("*.pdf"))) == 10
 
 
-@pytest.mark.parametrize("report_id", [
-    "f01", "f02", "f03", "f04", "f05", "f06", "s-midlothian",
-    "midlothian-2020-ci", "midlothian-2020-compact", "midlothian-2020-serif2col"])
+@pytest.mark.parametrize(
+    "report_id",
+    [
+        "f01",
+        "f02",
+        "f03",
+        "f04",
+        "f05",
+        "f06",
+        "s-midlothian",
+        "midlothian-2020-ci",
+        "midlothian-2020-compact",
+        "midlothian-2020-serif2col",
+    ],
+)
 def test_items_grades_and_partnership(segmented, shared_dir, report_id: str) -> None:
     report, segments = segmented[report_id]
     source, meta = source_for(report_id, shared_dir)
@@ -78,8 +92,11 @@ def test_items_grades_and_partnership(segmented, shared_dir, report_id: str) -> 
 
 def test_real_midlothian_grades_match_the_published_ones(segmented, shared_dir) -> None:
     rows = (shared_dir / "reference" / "official_evaluations.csv").read_text().splitlines()
-    published = {line.split(",")[3]: line.split(",")[4] for line in rows
-                 if line.startswith("2018-2020") and ",Midlothian," in line}
+    published = {
+        line.split(",")[3]: line.split(",")[4]
+        for line in rows
+        if line.startswith("2018-2020") and ",Midlothian," in line
+    }
     for layout in ("ci", "compact", "serif2col"):
         assert segmented[f"midlothian-2020-{layout}"][0]["grades"] == published
 
@@ -88,11 +105,16 @@ def test_real_midlothian_grades_match_the_published_ones(segmented, shared_dir) 
 def test_labelled_sentences_are_segments_of_the_right_part_and_kind(
     segmented, shared_dir, report_id: str
 ) -> None:
-    labels = [json.loads(line) for line in
-              (shared_dir / "corpus" / "sources" / f"{report_id}.labels.jsonl").open()]
+    labels = [
+        json.loads(line)
+        for line in (shared_dir / "corpus" / "sources" / f"{report_id}.labels.jsonl").open()
+    ]
     found = {(s["part"], s["kind"], norm(s["text"])) for s in segmented[report_id][1]}
-    missing = [lab["text"][:60] for lab in labels
-               if (lab["part"], lab["kind"], norm(lab["text"])) not in found]
+    missing = [
+        lab["text"][:60]
+        for lab in labels
+        if (lab["part"], lab["kind"], norm(lab["text"])) not in found
+    ]
     assert missing == []
     pages = [s["page"] for s in segmented[report_id][1]]
     assert pages == sorted(pages) and pages[0] >= 1
