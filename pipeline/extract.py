@@ -26,9 +26,15 @@ from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.io import sha256_file, write_json
-from pipeline.pdftext.clean import undecoded_count, vocabulary
+from pipeline.pdftext.clean import hyphens_are_real, undecoded_count, vocabulary
 from pipeline.pdftext.furniture import remove_furniture
-from pipeline.pdftext.layout import LayoutParams, Line, has_columns, page_lines
+from pipeline.pdftext.layout import (
+    LayoutParams,
+    Line,
+    has_columns,
+    page_lines,
+    with_drawn_bullets,
+)
 from pipeline.pdftext.paragraphs import block_text, blocks, document_style
 from pipeline.pdftext.reader import PageText, read_pdf
 
@@ -101,17 +107,19 @@ def pages_text(pages: list[PageText], params: dict[str, Any] | None = None) -> l
                              min_fraction=p["furniture_min_fraction"])
     layout = LayoutParams(p["row_overlap"], p["min_gutter_em"], p["column_min_width"],
                           p["column_full_fraction"], p["min_column_rows"])
-    with_columns = sum(has_columns(page.pieces, layout) for page in pages)
-    with_text = sum(1 for page in pages if page.pieces)
+    pieces = [with_drawn_bullets(page.pieces, page.marks) for page in pages]
+    with_columns = sum(has_columns(found, layout) for found in pieces)
+    with_text = sum(1 for found in pieces if found)
     expect = with_columns > 0 and with_columns >= p["columns_document_fraction"] * with_text
-    laid_out: list[list[Line]] = [page_lines(page.pieces, layout, expect) for page in pages]
+    laid_out: list[list[Line]] = [page_lines(found, layout, expect) for found in pieces]
     style = document_style(laid_out, p["size_tolerance"])
     vocab = vocabulary(line.text for lines in laid_out for line in lines)
-    texts = []
-    for lines in laid_out:
-        page_blocks = blocks(lines, style, p["para_gap"], p["short_line"], p["size_tolerance"])
-        texts.append("\n\n".join(block_text(block, vocab) for block in page_blocks))
-    return texts
+    page_blocks = [blocks(lines, style, p["para_gap"], p["short_line"], p["size_tolerance"])
+                   for lines in laid_out]
+    real = hyphens_are_real(
+        ([line.text for line in block.lines] for found in page_blocks for block in found), vocab)
+    return ["\n\n".join(block_text(block, vocab, real) for block in found)
+            for found in page_blocks]
 
 
 def extract_pdf(path: Path, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pipeline.blocks import Block
 from pipeline.generations import Generation
 
 
-def _scale_word(text: str, scale: tuple[str, ...], whole: bool) -> str | None:
+def scale_word(text: str, scale: tuple[str, ...], whole: bool = True) -> str | None:
     """The scale word in ``text`` (the whole block when ``whole``), in the scale's spelling."""
     for word in sorted(scale, key=len, reverse=True):  # "Very good" before "Good"
         pattern = rf"^\W*{re.escape(word)}\W*$" if whole else rf"\b{re.escape(word)}\b"
@@ -22,7 +22,7 @@ def _scale_word(text: str, scale: tuple[str, ...], whole: bool) -> str | None:
     return None
 
 
-def _indicator_line(block: Block, pattern: re.Pattern[str]) -> str | None:
+def indicator_line(block: Block, pattern: re.Pattern[str]) -> str | None:
     """The block's text if it is the indicator line ``pattern`` describes (bullet or not)."""
     for text in (block.text, block.body):
         if pattern.match(text):
@@ -35,18 +35,18 @@ def read_grades(blocks: list[Block], generation: Generation, window: int = 2) ->
     grades: dict[str, str] = {}
     for i, block in enumerate(blocks):
         for code, pattern in generation.indicators.items():
-            line = _indicator_line(block, pattern)
+            line = indicator_line(block, pattern)
             if code in grades or line is None:
                 continue
             # A table row ("2.1 Impact on children and young people   Good") carries it inline.
             tail = pattern.sub("", line, count=1)
-            grade = _scale_word(tail[-40:], generation.scale, whole=False) if tail else None
+            grade = scale_word(tail[-40:], generation.scale, whole=False) if tail else None
             for offset in range(1, window + 1):
                 if grade:
                     break
                 for j in (i - offset, i + offset):
                     if 0 <= j < len(blocks):
-                        grade = _scale_word(blocks[j].text, generation.scale, whole=True)
+                        grade = scale_word(blocks[j].text, generation.scale, whole=True)
                         if grade:
                             break
             if grade:

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.blocks import Block, blocks_from_pages, looks_like_heading
 from pipeline.errors import InputError
 from pipeline.generations import Generation, Rule, load_generations
-from pipeline.grades import _indicator_line, read_grades
+from pipeline.grades import indicator_line, read_grades, scale_word
 from pipeline.io import read_json, write_json, write_jsonl
 from pipeline.sentences import split_sentences
 
@@ -133,33 +133,16 @@ def segment_blocks(
         if hit:
             rule, match = hit
             part = rule.part.format(**match.groupdict()) if rule.part else "skip"
-            state = _State(section=part, part=part)
-            state.kind = generation.body_kind.get(state.part)
+            state = _State(section=part, part=part, kind=generation.body_kind.get(part))
             continue
         if state.part in ("front", "skip"):
             continue
-        if state.part == "appendix1":
+        if state.section == "appendix1":
             appendix.append(block)
-        sub = generation.subsection_for(block.text, state.section) if not block.is_bullet else None
-        if sub:
-            state.part = sub.part or state.part
-            state.kind = sub.kind or generation.body_kind.get(state.part)
-            state.subsection = block.text
-            state.items_only = sub.items_only
-            continue
-        if state.part == "appendix1":
-            _appendix_line(block, generation, state)
-            if state.kind != "rationale":
+            if not _appendix_prose(block, nxt, generation, state):
                 continue
-        elif looks_like_heading(block, nxt) and not (block.number and state.items_only):
-            state.subsection = block.text
-            state.kind = generation.body_kind.get(state.part)
-            state.items_only = False
+        elif not _body_prose(block, nxt, generation, state):
             continue
-        if state.items_only and block.number is None and not block.is_bullet:
-            # Prose after a numbered list under "Key messages" without its own heading.
-            state.kind = generation.body_kind.get(state.part)
-            state.items_only = False
         if state.kind is None or (state.kind == "context" and not params["keep_context"]):
             continue
         for sentence in split_sentences(block.body):
@@ -176,13 +159,48 @@ def segment_blocks(
     return segments, appendix
 
 
-def _appendix_line(block: Block, generation: Generation, state: _State) -> None:
-    """Track which graded indicator the Appendix 1 text that follows belongs to."""
+def _body_prose(block: Block, nxt: Block | None, generation: Generation, state: _State) -> bool:
+    """Update ``state`` for a heading and return False, or return True for text to keep."""
+    sub = generation.subsection_for(block.text, state.section) if not block.is_bullet else None
+    if sub:
+        state.part = sub.part or state.part
+        state.kind = sub.kind or generation.body_kind.get(state.part)
+        state.subsection = block.text
+        state.items_only = sub.items_only
+        return False
+    if looks_like_heading(block, nxt) and not (block.number and state.items_only):
+        state.subsection = block.text
+        state.kind = generation.body_kind.get(state.part)
+        state.items_only = False
+        return False
+    if state.items_only and block.number is None and not block.is_bullet:
+        # Prose after a numbered list under "Key messages" without a heading of its own.
+        state.kind = generation.body_kind.get(state.part)
+        state.items_only = False
+    return True
+
+
+def _appendix_prose(
+    block: Block, nxt: Block | None, generation: Generation, state: _State
+) -> bool:
+    """In Appendix 1, keep only the rationale prose, filed under the indicator it explains.
+
+    Indicator lines, grade words, the bullet list of component indicators and headings
+    ("Rationale for the evaluation") are the grade table, not evaluation text.
+    """
     for code, pattern in generation.indicators.items():
-        if _indicator_line(block, pattern) is not None:
+        if indicator_line(block, pattern) is not None:
             state.indicator = code
-            state.kind = "grade_table"
-            return
+            return False
+    if block.is_bullet or block.number is not None or scale_word(block.text, generation.scale):
+        return False
+    sub = generation.subsection_for(block.text, state.section)
+    if sub or looks_like_heading(block, nxt):
+        if sub and sub.kind == "grade_table":
+            state.subsection = block.text
+        return False
+    state.kind = "rationale"
+    return True
 
 
 def segment_report(

@@ -227,3 +227,47 @@ def test_run_keep_going_records_bad_files(tmp_path) -> None:
     assert [json.loads(r)["report_id"] for r in reports] == ["good"]
     listed = json.loads((tmp_path / "out" / "errors.json").read_text())
     assert len(listed) == 2 and all(e["reason"] for e in listed)
+
+
+def test_another_generation_is_added_as_data() -> None:
+    """A programme with other headings and one graded QI needs a spec, not new code."""
+    import yaml
+
+    from pipeline.generations import parse_generation
+
+    spec = yaml.safe_load(
+        r"""
+id: at-risk-of-harm-test
+programme: 2021-2025 at risk of harm
+title: 'services for children and young people at risk of harm in (?P<partnership>.+)$'
+sections:
+  - {pattern: '^introduction$', part: context}
+  - {pattern: '^key strengths$', part: summary_strength}
+  - {pattern: '^areas for improvement$', part: summary_priority}
+  - {pattern: '^statement (?P<n>[1-4])\b.*$', part: 'q{n}'}
+  - {pattern: '^evaluation of quality indicator 2\.1$', part: appendix1}
+subsections: []
+body_kind: {context: context, summary_strength: strength, summary_priority: priority,
+            q1: body, q2: body, q3: body, q4: body, appendix1: rationale}
+grades:
+  scale: [Excellent, Very good, Good, Adequate, Weak, Unsatisfactory]
+  indicators: {'2.1': '^2\.1\s+impact on children'}
+"""
+    )
+    generation = parse_generation(spec)
+    blocks = [
+        "Joint inspection of services for children and young people at risk of harm in Lochbrae",
+        "May 2023", "Introduction", "We inspected services.", "Key strengths",
+        "1. Staff knew children well.", "Areas for improvement", "1. Plans were late.",
+        "Statement 1 Children at risk of harm are safer", "Most children were safer.",
+        "Evaluation of quality indicator 2.1", "2.1 Impact on children and young people",
+        "Very good", "Children felt safe and listened to.",
+    ]
+    report, segs = segment_report(doc(blocks), generations=(generation,))
+    assert report["programme"] == "2021-2025 at risk of harm"
+    assert report["grades"] == {"2.1": "Very good"}
+    assert report["partnership"] == "Lochbrae"
+    assert [(s["part"], s["kind"]) for s in segs] == [
+        ("context", "context"), ("summary_strength", "strength"),
+        ("summary_priority", "priority"), ("q1", "body"), ("appendix1", "rationale"),
+    ]

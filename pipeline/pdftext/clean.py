@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 _CHAR_MAP = {
     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
@@ -146,7 +146,8 @@ def vocabulary(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def _hyphen_join(left: str, right: str, spaced: bool, vocab: Counter[str]) -> str:
+def _hyphen_join(left: str, right: str, spaced: bool, vocab: Counter[str],
+                 keep_unknown: bool = False) -> str:
     """How ``left`` + hyphen + line break + ``right`` should read: joined, hyphen or dash."""
     joined, compound = left + right, f"{left}-{right}"
     if any(c.isdigit() for c in joined) or not right[:1].islower():
@@ -162,10 +163,38 @@ def _hyphen_join(left: str, right: str, spaced: bool, vocab: Counter[str]) -> st
     right_known = vocab[right.lower()] > 1
     if left_known and right_known:
         return f"{left} - {right}" if spaced else compound
-    return joined
+    return compound if keep_unknown and not spaced else joined
 
 
-def join_lines(lines: list[str], vocab: Counter[str] | None = None) -> str:
+def _breaks(lines: list[str]) -> Iterator[tuple[str, str, bool]]:
+    """(left fragment, right fragment, spaced) at each hyphen ending a line of ``lines``."""
+    for before, after in zip(lines, lines[1:], strict=False):
+        tail = _LAST_WORD.search(before.strip())
+        head = _FIRST_WORD.match(after.strip())
+        if tail and head and tail.group(3) == "-":
+            yield tail.group(1), head.group(1), bool(tail.group(2))
+
+
+def hyphens_are_real(paragraphs: Iterable[list[str]], vocab: Counter[str]) -> bool:
+    """Whether this document breaks lines only at real hyphens (no auto-hyphenation).
+
+    Evidence from the breaks whose outcome the document itself settles: a joined
+    form found elsewhere ("plan-/ning", "planning") shows auto-hyphenation, a
+    hyphenated one ("well-/established", "well-established") a real hyphen. When
+    real hyphens win, breaks without evidence ("six-/point") keep their hyphen.
+    """
+    auto = real = 0
+    for lines in paragraphs:
+        for left, right, spaced in _breaks(lines):
+            if spaced or not right[:1].islower() or any(c.isdigit() for c in left + right):
+                continue
+            auto += vocab[(left + right).lower()] > 0
+            real += vocab[f"{left}-{right}".lower()] > 0
+    return real > auto
+
+
+def join_lines(lines: list[str], vocab: Counter[str] | None = None,
+               keep_unknown: bool = False) -> str:
     """Join the lines of one paragraph with single spaces, repairing hyphenation.
 
     A line ending in a soft hyphen is always joined. A line ending in "-" after a
@@ -173,7 +202,8 @@ def join_lines(lines: list[str], vocab: Counter[str] | None = None) -> str:
     word list: "plan-/ning" becomes "planning" when "planning" (or nothing better)
     appears elsewhere, "well-/established" stays hyphenated when "well-established"
     does, or both halves are words there; "2018-/2020" keeps its hyphen; a spaced
-    "-" between two known words ("services -/which") stays a dash.
+    "-" between two known words ("services -/which") stays a dash. Without
+    evidence, the hyphen goes unless ``keep_unknown`` (see :func:`hyphens_are_real`).
     """
     vocab = vocab if vocab is not None else vocabulary(lines)
     out = ""
@@ -190,7 +220,7 @@ def join_lines(lines: list[str], vocab: Counter[str] | None = None) -> str:
             out = out[: tail.start(2)] + line
         elif tail and head:
             left, right = tail.group(1), head.group(1)
-            joined = _hyphen_join(left, right, bool(tail.group(2)), vocab)
+            joined = _hyphen_join(left, right, bool(tail.group(2)), vocab, keep_unknown)
             out = out[: tail.start(1)] + joined + line[head.end():]
         else:
             out = f"{out} {line}"

@@ -59,6 +59,9 @@ class LayoutParams:
     min_column_rows: int = 3
 
 
+_MAX_INNER_SPANNING = 0.2
+
+
 @dataclass
 class _Flow:
     """Rows read top to bottom; ``column`` says it came out of a column split."""
@@ -117,6 +120,24 @@ def drop_duplicates(pieces: list[Piece], tolerance: float = 1.5) -> list[Piece]:
         twins.append(piece)
         kept.append(piece)
     return kept
+
+
+def with_drawn_bullets(pieces: list[Piece],
+                       marks: list[tuple[float, float, float, float]]) -> list[Piece]:
+    """``pieces`` plus a "•" piece for each small shape just left of a line of text.
+
+    A mark counts as a bullet when a piece starts within three font sizes to its
+    right and the mark's middle lies within that piece's height.
+    """
+    bullets = []
+    for x0, y0, x1, y1 in marks:
+        middle = (y0 + y1) / 2
+        for piece in pieces:
+            if (piece.y0 <= middle <= piece.y1 and 0 <= piece.x0 - x1 <= 3 * piece.size
+                    and piece.text.strip()):
+                bullets.append(Piece("•", x0, piece.y0, x1, piece.y1, piece.size, piece.bold))
+                break
+    return pieces + bullets
 
 
 def _extent(pieces: list[Piece]) -> tuple[float, float]:
@@ -211,10 +232,17 @@ def _flows(pieces: list[Piece], params: LayoutParams, expect_columns: bool,
                              for side in (left, right)) >= params.min_column_rows
         verdicts.append((shape, tall, left, right))
     found = any(tall for _, tall, _, _ in verdicts)
+    if depth > 0:
+        # Inside a column, only a split that is clean nearly top to bottom is a
+        # further column (three-column pages), not a river of wide justified spaces.
+        spanning = sum(len(region) for spans, region in regions if spans)
+        if spanning > _MAX_INNER_SPANNING * len(rows):
+            return [_Flow(rows, False, extent)], False
+        expect_columns = False
 
     flows: list[_Flow] = []
     for (_, region), (shape, tall, left, right) in zip(regions, verdicts, strict=True):
-        if tall or (shape and (found or expect_columns)):
+        if tall or (shape and depth == 0 and (found or expect_columns)):
             for side in (left, right):
                 inner, _ = _flows(side, params, expect_columns, depth + 1)
                 flows += [_Flow(f.rows, True, f.extent if f.column else _extent(side))

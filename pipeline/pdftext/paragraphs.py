@@ -5,7 +5,8 @@ A new block starts where a reader sees one:
 - a bullet, or a number / dash after a finished line ("1. Staff ...", "- item");
 - a change of font size, or of weight after a short line (a heading);
 - a gap wider than the usual line spacing for that font size by ``para_gap``;
-- a short line that ends a sentence (paragraphs set without spacing);
+- a short line that ends a sentence, or is followed by an indented line
+  (paragraphs set without spacing, or with first-line indents);
 - a column break, unless the text visibly runs on (no sentence end, same style).
 
 The usual line spacing is learnt per font size from the document itself
@@ -112,8 +113,11 @@ def _starts_block(prev: Line, cur: Line, block: Block, style: Style, para_gap: f
         return True
     if prev.bold != cur.bold and short:
         return True
-    if short and ended:
-        return True
+    indented = cur.x0 > cur.left + 0.8 * cur.size
+    if short and (ended or indented):
+        return True  # the last line of a paragraph, then maybe a first-line indent
+    if ended and block.kind == "text" and indented and cur.x0 > prev.x0 + 0.8 * cur.size:
+        return True  # a first-line indent after a full last line
     # Back out of a list item's hanging indent: the list has ended.
     return block.kind == "item" and cur.x0 < block.lines[0].x0 - 1.0
 
@@ -133,6 +137,6 @@ def blocks(lines: list[Line], style: Style, para_gap: float = 0.2, short_line: f
     return out
 
 
-def block_text(block: Block, vocab: Counter[str]) -> str:
+def block_text(block: Block, vocab: Counter[str], keep_unknown: bool = False) -> str:
     """The block as one line of text, hyphenation at line ends repaired."""
-    return join_lines([line.text for line in block.lines], vocab)
+    return join_lines([line.text for line in block.lines], vocab, keep_unknown)

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.errors import InputError
 
 _BOLD_MARKS = ("bold", "black", "heavy", "semibold", "demi")
+_MARK_MIN, _MARK_MAX = 1.0, 8.0  # points: the size range of a drawn bullet
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,18 @@ class Piece:
 
 @dataclass
 class PageText:
-    """What one page holds: its pieces plus counts used to diagnose bad input."""
+    """What one page holds: its pieces, images (to diagnose scans) and *marks*.
+
+    Marks are small filled shapes (x0, y0, x1, y1): list bullets that some
+    producers (browsers, for instance) draw as graphics instead of text.
+    """
 
     number: int
     width: float
     height: float
     pieces: list[Piece] = field(default_factory=list)
     images: int = 0
+    marks: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 def _is_bold(fontname: str) -> bool:
@@ -72,8 +78,14 @@ def _piece(line: Any) -> Piece | None:
     return Piece(text, line.x0, line.y0, line.x1, line.y1, float(size), bold)
 
 
+def _is_mark(item: Any) -> bool:
+    width, height = item.width, item.height
+    return (bool(getattr(item, "fill", False)) and _MARK_MIN <= width <= _MARK_MAX
+            and _MARK_MIN <= height <= _MARK_MAX and 0.5 <= width / height <= 2.0)
+
+
 def _collect(container: Any, page: PageText) -> None:
-    from pdfminer.layout import LTImage, LTTextLineHorizontal
+    from pdfminer.layout import LTCurve, LTImage, LTLine, LTTextLineHorizontal
 
     for item in container:
         if isinstance(item, LTTextLineHorizontal):
@@ -82,6 +94,8 @@ def _collect(container: Any, page: PageText) -> None:
                 page.pieces.append(piece)
         elif isinstance(item, LTImage):
             page.images += 1
+        elif isinstance(item, LTCurve) and not isinstance(item, LTLine) and _is_mark(item):
+            page.marks.append((item.x0, item.y0, item.x1, item.y1))
         elif hasattr(item, "__iter__") and not isinstance(item, str):
             _collect(item, page)
 
