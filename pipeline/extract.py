@@ -9,14 +9,16 @@ One entry per PDF page (1-based), empty pages included. Page text is a sequence 
 blocks separated by a blank line, one block per line: paragraphs (lines joined with
 single spaces, line-end hyphenation repaired), headings, and list items (which
 start with "• " for any bullet shape, or keep their "1." / "a)" number). Running
-headers, footers and page numbers are removed; two-column pages are read column by
-column. A paragraph broken by a page break is two blocks on two pages. Character
-policy: see :mod:`pipeline.pdftext.clean`.
+headers, footers and page numbers are removed; pages with columns are read column
+by column. A paragraph broken by a page break is two blocks on two pages (a word
+hyphenated across the break is completed on the first). Character policy: see
+:mod:`pipeline.pdftext.clean`.
 
-Why not pdfminer's ``extract_text``: it keeps page furniture, scrambles justified
-two-column lines and leaves hyphenated halves; on the sample corpus it scores
-0.963-0.975 word-sequence similarity against the source, this stage 0.995+
-(``benchmarks/extraction.py``).
+Why not pdfminer's ``extract_text``: it keeps page furniture, interleaves columns
+and leaves hyphenated halves. Word-sequence similarity (:mod:`pipeline.similarity`)
+against the source text, sample corpus: ``extract_text`` 0.963-0.977, this stage
+1.0000 (0.9962 against the Midlothian seed, whose table and logo lines are not in
+the PDFs); see ``benchmarks/extraction.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.io import sha256_file, write_json
-from pipeline.pdftext.clean import hyphens_are_real, undecoded_count, vocabulary
+from pipeline.pdftext.clean import glyph_counts
 from pipeline.pdftext.furniture import remove_furniture
+from pipeline.pdftext.hyphens import join_across, only_real_hyphens, vocabulary
 from pipeline.pdftext.layout import (
     LayoutParams,
     Line,
@@ -51,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
     # Reading order: a gutter is at least min_gutter_em font sizes wide; each side of
     # a two-column region spans column_min_width of the text width, has at least
     # column_full_fraction of full-width lines (else it is a table, read by rows)
-    # and min_column_rows rows (unless the page or document has clear columns).
+    # and min_column_rows rows, unless the page has clear columns elsewhere or the
+    # document does (on columns_document_fraction of its pages with text).
     # Pieces overlapping by row_overlap of their height are one row.
     "min_gutter_em": 0.8,
     "column_min_width": 0.25,
@@ -82,22 +86,23 @@ def _params(params: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _check_text_layer(path: Path, pages: list[PageText], p: dict[str, Any]) -> None:
-    """Raise InputError for PDFs with no pages, no text, a scan, or undecodable fonts."""
+def text_layer_problem(pages: list[PageText], params: dict[str, Any] | None = None
+                       ) -> str | None:
+    """Why the pages give no usable text (no pages, blank, a scan, undecodable fonts), or None."""
+    p = _params(params)
     if not pages:
-        raise InputError(path, "empty PDF: it has no pages")
+        return "empty PDF: it has no pages"
     chars = [sum(len(piece.text.strip()) for piece in page.pieces) for page in pages]
     image_only = sum(1 for page, n in zip(pages, chars, strict=True)
                      if page.images and n < _MIN_PAGE_CHARS)
     if sum(chars) == 0 and not any(page.images for page in pages):
-        raise InputError(path, "empty PDF: no text on any page")
+        return "empty PDF: no text on any page (blank pages, or text drawn as outlines)"
     if sum(chars) == 0 or image_only > p["max_image_only_fraction"] * len(pages):
-        raise InputError(path, "no text layer: the PDF looks scanned (image-only); OCR it first")
-    undecoded = sum(undecoded_count(piece.text) for page in pages for piece in page.pieces)
-    if undecoded > p["max_undecoded_fraction"] * sum(chars):
-        raise InputError(
-            path, "no usable text layer: its fonts have no Unicode mapping; OCR it first"
-        )
+        return "no text layer: the PDF looks scanned (image-only); OCR it first"
+    counts = [glyph_counts(piece.text) for page in pages for piece in page.pieces]
+    if sum(bad for _, bad in counts) > p["max_undecoded_fraction"] * sum(n for n, _ in counts):
+        return "no usable text layer: its fonts have no Unicode mapping; OCR it first"
+    return None
 
 
 def pages_text(pages: list[PageText], params: dict[str, Any] | None = None) -> list[str]:
@@ -113,13 +118,19 @@ def pages_text(pages: list[PageText], params: dict[str, Any] | None = None) -> l
     expect = with_columns > 0 and with_columns >= p["columns_document_fraction"] * with_text
     laid_out: list[list[Line]] = [page_lines(found, layout, expect) for found in pieces]
     style = document_style(laid_out, p["size_tolerance"])
-    vocab = vocabulary(line.text for lines in laid_out for line in lines)
     page_blocks = [blocks(lines, style, p["para_gap"], p["short_line"], p["size_tolerance"])
                    for lines in laid_out]
-    real = hyphens_are_real(
-        ([line.text for line in block.lines] for found in page_blocks for block in found), vocab)
-    return ["\n\n".join(block_text(block, vocab, real) for block in found)
-            for found in page_blocks]
+    in_order = [line.text for found in page_blocks for block in found for line in block.lines]
+    vocab = vocabulary(in_order)
+    real_only = only_real_hyphens(in_order, vocab)
+    texts = [[block_text(block, vocab, real_only) for block in found] for found in page_blocks]
+    # A word broken across a page break is completed on the page where it starts.
+    for first, second in zip(texts, texts[1:], strict=False):
+        if first and second:
+            first[-1], second[0] = join_across(first[-1], second[0], vocab, real_only)
+            if not second[0]:
+                del second[0]
+    return ["\n\n".join(found) for found in texts]
 
 
 def extract_pdf(path: Path, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -127,7 +138,9 @@ def extract_pdf(path: Path, params: dict[str, Any] | None = None) -> dict[str, A
     path = Path(path)
     p = _params(params)
     pages = read_pdf(path, p["char_margin"], p["word_margin"], p["line_overlap"])
-    _check_text_layer(path, pages, p)
+    problem = text_layer_problem(pages, p)
+    if problem:
+        raise InputError(path, problem)
     texts = pages_text(pages, p)
     return {
         "report_id": path.stem,
@@ -138,24 +151,41 @@ def extract_pdf(path: Path, params: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
+def pdf_files(inputs: list[Path]) -> list[Path]:
+    """The PDFs named by ``inputs``: files as given, folders as their ``*.pdf`` (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".pdf" and p.is_file())
+            if not found:
+                raise InputError(path, "no PDF files in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
 def extract_path(paths: list[Path], out_dir: Path, keep_going: bool = False,
                  params: dict[str, Any] | None = None) -> list[InputError]:
-    """Extract each PDF to ``out_dir/<report_id>.json`` (atomically), with a progress bar.
+    """Extract each PDF (or folder of PDFs) to ``out_dir/<report_id>.json``, with a progress bar.
 
-    Returns the failures. Without ``keep_going`` the first failure is raised instead
-    (files already written stay). Two inputs with the same file stem would write the
-    same output, so the second is a failure too.
+    Every file is written atomically; ``out_dir/errors.json`` lists the failures
+    (``file``, ``reason``) and they are returned. Without ``keep_going`` the first
+    failure is raised instead (files already written stay). Two inputs with the same
+    file stem would write the same output, so the second is a failure too.
     """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     out_dir = Path(out_dir)
+    files = pdf_files(paths)
     errors: list[InputError] = []
     seen: dict[str, Path] = {}
     columns = (TextColumn("extract"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.description}"))
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("", total=len(paths))
-        for path in map(Path, paths):
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("", total=len(files))
+        for path in files:
             progress.update(task, description=path.name)
             try:
                 if path.stem in seen:
@@ -169,4 +199,5 @@ def extract_path(paths: list[Path], out_dir: Path, keep_going: bool = False,
                 errors.append(err)
             finally:
                 progress.advance(task)
+    write_json(out_dir / "errors.json", [{"file": e.path, "reason": e.reason} for e in errors])
     return errors

@@ -1,7 +1,8 @@
 """Tests of the PDF extraction stage: clean-up rules, layout, bad input, fidelity.
 
 The fidelity tests read the shared corpus (../shared next to the repository) at run
-time and skip when it is absent; every other test makes its PDFs with reportlab.
+time, through the session fixture ``corpus_docs`` (tests/conftest.py), and skip when
+it is absent; every other test makes its PDFs with reportlab (or Chromium).
 """
 
 from __future__ import annotations
@@ -9,21 +10,31 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.extract import DEFAULTS, extract_path, extract_pdf, pages_text
-from pipeline.pdftext.clean import (
+from pipeline.extract import (
+    DEFAULTS,
+    extract_path,
+    extract_pdf,
+    pages_text,
+    text_layer_problem,
+)
+from pipeline.pdftext.clean import glyph_counts, list_marker, normalise_chars, tidy_line
+from pipeline.pdftext.furniture import find_furniture, furniture_key
+from pipeline.pdftext.hyphens import (
+    common_words,
+    join_across,
     join_lines,
-    list_marker,
-    normalise_chars,
-    tidy_line,
+    only_real_hyphens,
+    resolve,
     vocabulary,
 )
-from pipeline.pdftext.furniture import find_furniture, furniture_key
 from pipeline.pdftext.layout import Line, page_lines
 from pipeline.pdftext.paragraphs import Style, blocks
 from pipeline.pdftext.reader import PageText, Piece
@@ -95,17 +106,23 @@ def test_join_lines_repairs_hyphenation_from_document_evidence():
         ["a well-", "established group"], ["from 2018-", "2020 onwards"],
         ["multi-", "agency staff"], ["the services -", "which were"],
         ["recog-", "nised early"], ["soft\u00ad", "ware"], ["Anglo-", "Scottish links"],
+        ["the HM-", "ICS team"], ["thirty-", "six children"], ["child-", "centred plans"],
     ]
-    # The document's word list includes the broken lines themselves, as in extract.
-    vocab = vocabulary([line for pair in broken for line in pair] + [
-        "a well-established group", "planning matters", "the services which", "agency"])
-    joined = [join_lines(pair, vocab) for pair in broken]
-    assert joined == [
+    others = ["a well-established group", "planning matters", "the services which",
+              "agency", "HMICS", "centred", "every child"]
+    vocab = vocabulary([line for pair in broken for line in pair] + others)
+    assert [join_lines(pair, vocab) for pair in broken] == [
         "clear planning process", "clear planning process", "a well-established group",
         "from 2018-2020 onwards", "multi-agency staff", "the services - which were",
-        "recognised early", "software", "Anglo-Scottish links",
+        "recognised early", "software", "Anglo-Scottish links", "the HMICS team",
+        "thirty-six children", "child-centred plans",
     ]
     assert join_lines(["one line", "", "two lines"]) == "one line two lines"
+
+
+def test_vocabulary_leaves_out_the_fragments_of_a_break():
+    vocab = vocabulary(["the plan-", "ning group", "a plan"])
+    assert vocab["plan"] == 1 and vocab["ning"] == 0 and vocab["group"] == 1
 
 
 def test_join_lines_prefers_the_commoner_form():
@@ -113,6 +130,42 @@ def test_join_lines_prefers_the_commoner_form():
     assert join_lines(["decision-", "making"], vocab) == "decision-making"
     vocab = vocabulary(["coordinated"] * 3 + ["co-ordinated"])
     assert join_lines(["co-", "ordinated"], vocab) == "coordinated"
+
+
+def test_breaks_without_document_evidence():
+    vocab = vocabulary(["they went out on either side", "a longer term", "the rules"])
+    words = frozenset({"outside", "out", "side", "longer", "term", "heard", "un"})
+    # A common word when joined; two words and no common joined form: a compound;
+    # a two-letter fragment is a syllable; a fragment that is no word: joined.
+    assert resolve("out", "side", False, vocab, words=words) == "outside"
+    assert resolve("longer", "term", False, vocab, words=words) == "longer-term"
+    assert resolve("un", "heard", False, vocab, words=words) == "unheard"
+    assert resolve("recog", "nised", False, vocab, words=words) == "recognised"
+    assert resolve("longer", "term", True, vocab, words=words) == "longer - term"
+    assert resolve("recog", "nised", False, vocab, real_only=True, words=words) == "recog-nised"
+    assert "outside" in common_words() and "ning" not in common_words()
+
+
+def test_only_real_hyphens_reads_the_documents_own_breaks():
+    auto = ["plan-", "ning", "planning"] * 2
+    real = ["well-", "established", "well-established"] * 2
+    assert not only_real_hyphens(auto, vocabulary(auto))
+    assert only_real_hyphens(real, vocabulary(real))
+    assert not only_real_hyphens([], vocabulary([]))
+    lines = ["a six-", "point scale"]
+    assert join_lines(lines, vocabulary(lines), real_only=True) == "a six-point scale"
+
+
+def test_join_across_moves_a_broken_word_to_its_page():
+    vocab = vocabulary(["the partnership", "CAMHS"])
+    assert join_across("Leaders of the partner-", "ship met.", vocab) == (
+        "Leaders of the partnership", "met.")
+    assert join_across("Waits for CAM-", "HS were long.", vocab) == (
+        "Waits for CAMHS", "were long.")
+    assert join_across("In 2018-", "2020 we", vocab) == ("In 2018-2020", "we")
+    assert join_across("Ends with a sentence.", "next page", vocab) == (
+        "Ends with a sentence.", "next page")
+    assert join_across("A dash -", "Conclusion", vocab) == ("A dash -", "Conclusion")
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +318,8 @@ def _document(seed: int = 7) -> list[tuple[str, str]]:
     return doc
 
 
-def _make_pdf(path: Path, doc: list[tuple[str, str]], columns: int) -> None:
+def _make_pdf(path: Path, doc: list[tuple[str, str]], columns: int, gutter: float = 28,
+              indent: bool = False) -> None:
     from reportlab.lib.enums import TA_JUSTIFY
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
@@ -273,9 +327,11 @@ def _make_pdf(path: Path, doc: list[tuple[str, str]], columns: int) -> None:
 
     width, height = A4
     body = ParagraphStyle("body", fontName="Times-Roman", fontSize=10, leading=12.5,
-                          alignment=TA_JUSTIFY, spaceAfter=7)
-    item = ParagraphStyle("item", parent=body, leftIndent=14, firstLineIndent=-14)
-    bullet = ParagraphStyle("bullet", parent=body, leftIndent=14, bulletIndent=2)
+                          alignment=TA_JUSTIFY, spaceAfter=0 if indent else 7,
+                          firstLineIndent=15 if indent else 0)
+    item = ParagraphStyle("item", parent=body, leftIndent=14, firstLineIndent=-14, spaceAfter=4)
+    bullet = ParagraphStyle("bullet", parent=body, leftIndent=14, bulletIndent=2,
+                            firstLineIndent=0, spaceAfter=4)
     h1 = ParagraphStyle("h1", fontName="Times-Bold", fontSize=15, leading=19, spaceAfter=9)
     h2 = ParagraphStyle("h2", fontName="Times-Bold", fontSize=11.5, leading=14, spaceBefore=6,
                         spaceAfter=6)
@@ -287,7 +343,7 @@ def _make_pdf(path: Path, doc: list[tuple[str, str]], columns: int) -> None:
         canvas.drawRightString(width - 56, 32, f"Page {document.page}")
         canvas.restoreState()
 
-    margin, gutter = 62, 28
+    margin = 62
     usable = width - 2 * margin
     col = (usable - gutter * (columns - 1)) / columns
     frames = [Frame(margin + i * (col + gutter), 60, col, height - 130, id=f"c{i}")
@@ -307,11 +363,14 @@ def _joined(result: dict) -> str:
     return "\n\n".join(page["text"] for page in result["pages"])
 
 
-@pytest.mark.parametrize("columns", [1, 2])
-def test_generated_report_round_trip(tmp_path, columns):
+@pytest.mark.parametrize(("columns", "gutter", "indent"), [
+    (1, 28, False), (2, 28, False), (2, 12, False), (3, 14, False), (1, 28, True),
+])
+def test_generated_report_round_trip(tmp_path, columns, gutter, indent):
+    """Headers, page numbers, columns (narrow gutters too), lists and indented paragraphs."""
     doc = _document()
     pdf = tmp_path / f"lochbrae-{columns}.pdf"
-    _make_pdf(pdf, doc, columns)
+    _make_pdf(pdf, doc, columns, gutter, indent)
     result = extract_pdf(pdf)
     assert result["report_id"] == f"lochbrae-{columns}"
     assert result["source"] == str(pdf)
@@ -328,6 +387,41 @@ def test_generated_report_round_trip(tmp_path, columns):
     assert len(whole) >= len(doc) - 2 * len(result["pages"])
     assert any(b.startswith("• ") for p in result["pages"] for b in p["text"].split("\n\n"))
     assert any(b.startswith("2. ") for p in result["pages"] for b in p["text"].split("\n\n"))
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason="no chromium to render HTML to PDF")
+@pytest.mark.parametrize("css", [
+    "body{font:10pt serif;column-count:2;column-gap:1em;text-align:justify}",
+    "body{font:9pt sans-serif;column-count:3;column-gap:1.5em;text-align:justify}",
+])
+def test_browser_rendered_columns(tmp_path, css):
+    """Another PDF producer: per-glyph positions, drawn bullets, its own header and footer."""
+    doc = _document(seed=11)
+    tags = {"h1": "h1", "h2": "h2", "p": "p"}
+    body = "".join(
+        f"<ul><li>{text}</li></ul>" if kind == "bullet"
+        else f"<ol start='{text[0]}'><li>{text[3:]}</li></ol>" if kind == "li"
+        else f"<{tags[kind]}>{text}</{tags[kind]}>"
+        for kind, text in doc)
+    page = tmp_path / "doc.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Lochbrae</title>"
+                    f"<style>@page{{size:A4;margin:2cm}}{css}</style></head><body>{body}</body>"
+                    "</html>", encoding="utf-8")
+    pdf = tmp_path / "doc.pdf"
+    subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--print-to-pdf={pdf}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    text = _joined(extract_pdf(pdf))
+    source = "\n\n".join(text for _, text in doc)
+    assert similarity(text, source) >= TARGET, differences(text, source)
+    assert "Lochbrae" not in text and "file" not in tokens(text)
+    assert text.count("• ") == sum(kind == "bullet" for kind, _ in doc)
 
 
 def _canvas_pdf(path: Path, pages: list[list[str]], **kwargs) -> None:
@@ -358,6 +452,29 @@ def test_hyphenation_quotes_and_empty_pages(tmp_path):
         "The partnership had a clear planning process with well-established links and a "
         "well-established board. Between 2018-2020 the children's \"voice\" was heard.")
     assert result["pages"][1]["text"] == ""
+
+
+def test_drawn_bullets_and_furniture_rows(tmp_path):
+    """Bullets drawn as dots become "• "; a word alone at many page feet is no footer."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = tmp_path / "drawn.pdf"
+    c = canvas.Canvas(str(pdf), pagesize=A4)
+    for page in range(4):
+        c.setFont("Helvetica", 11)
+        c.drawString(72, 700, f"Findings on page {'ABCD'[page]} of the report were these:")
+        for i, item in enumerate(["staff were kind", "plans were late"]):
+            c.circle(80, 684 - 16 * i + 3.5, 1.6, stroke=0, fill=1)
+            c.drawString(88, 684 - 16 * i, f"{item} ({'ABCD'[page]})")
+        # The last row of the page: a justified line split at a wide space.
+        c.drawString(72, 60, f"{'ABCD'[page]} line at the foot of the page, with")
+        c.drawString(300 + 20 * page, 60, "of")
+        c.showPage()
+    c.save()
+    pages = extract_pdf(pdf)["pages"]
+    assert pages[0]["text"].split("\n\n")[1:3] == ["• staff were kind (A)", "• plans were late (A)"]
+    assert all(page["text"].endswith("with of") for page in pages)
 
 
 def test_sha256_and_params(tmp_path):
@@ -455,15 +572,44 @@ def test_extract_path_writes_json_and_collects_failures(tmp_path):
     twin.mkdir()
     (twin / "good.pdf").write_bytes(good.read_bytes())
     out = tmp_path / "out"
-    errors = extract_path([good, files["encrypted"], twin / "good.pdf"], out, keep_going=True,
-                          params=None)
+    errors = extract_path([good, files["encrypted"], twin], out, keep_going=True, params=None)
     assert [e.path for e in errors] == [str(files["encrypted"]), str(twin / "good.pdf")]
     assert "already used" in errors[1].reason
     written = json.loads((out / "good.json").read_text(encoding="utf-8"))
     assert written["report_id"] == "good" and len(written["pages"]) == 2
-    assert sorted(os.listdir(out)) == ["good.json"]  # no temporary files left
+    assert json.loads((out / "errors.json").read_text(encoding="utf-8")) == [
+        {"file": e.path, "reason": e.reason} for e in errors]
+    assert sorted(os.listdir(out)) == ["errors.json", "good.json"]  # no temporary files
     with pytest.raises(InputError, match="encrypted"):
         extract_path([files["encrypted"]], out, keep_going=False, params=None)
+    with pytest.raises(InputError, match="no PDF files"):
+        extract_path([out], tmp_path / "elsewhere", keep_going=True, params=None)
+
+
+def test_extract_path_reads_folders_in_order(tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for name in ("b.pdf", "a.PDF"):
+        _canvas_pdf(folder / name, [[f"Report {name} has words."]])
+    (folder / "notes.txt").write_text("not a report", encoding="utf-8")
+    assert extract_path([folder], tmp_path / "out", keep_going=False, params=DEFAULTS) == []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.json", "b.json", "errors.json"]
+
+
+def test_text_layer_problems_from_page_contents():
+    text = [Piece("Plenty of ordinary words on this page.", 62, 700, 300, 710, 10.0)]
+    undecoded = [Piece("(cid:12)(cid:13)(cid:14) (cid:15)(cid:16)", 62, 700, 300, 710, 10.0)]
+    assert text_layer_problem([PageText(1, 595, 842, text)]) is None
+    assert text_layer_problem([]) == "empty PDF: it has no pages"
+    assert text_layer_problem([PageText(1, 595, 842, undecoded)]).startswith(
+        "no usable text layer")
+    scan = [PageText(n, 595, 842, [], images=1) for n in range(1, 4)]
+    assert text_layer_problem(scan).startswith("no text layer")
+    # One photo page in a report with text is no scan.
+    assert text_layer_problem([PageText(1, 595, 842, text), scan[0],
+                               PageText(3, 595, 842, text)]) is None
+    assert glyph_counts("ab (cid:3)") == (3, 1)
 
 
 def test_pages_text_is_pure_and_keeps_empty_pages():
@@ -490,17 +636,12 @@ def _reference(stem: str) -> tuple[str, str]:
 CORPUS_PDFS = sorted(p.stem for p in (CORPUS / "pdf").glob("*.pdf")) if CORPUS.exists() else []
 
 
-@pytest.fixture(scope="module")
-def corpus_extracts() -> dict[str, dict]:
-    return {stem: extract_pdf(CORPUS / "pdf" / f"{stem}.pdf") for stem in CORPUS_PDFS}
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not CORPUS_PDFS, reason="shared corpus not present")
 @pytest.mark.parametrize("stem", CORPUS_PDFS)
-def test_corpus_similarity(corpus_extracts, stem):
+def test_corpus_similarity(corpus_docs, stem):
     reference, source = _reference(stem)
-    text = _joined(corpus_extracts[stem])
+    text = _joined(corpus_docs[stem])
     score = similarity(text, reference)
     assert score >= TARGET, differences(text, reference)
     assert similarity(text, source) >= TARGET
@@ -509,7 +650,7 @@ def test_corpus_similarity(corpus_extracts, stem):
 @pytest.mark.slow
 @pytest.mark.skipif(not CORPUS_PDFS, reason="shared corpus not present")
 @pytest.mark.parametrize("stem", CORPUS_PDFS)
-def test_corpus_blocks_match_source_paragraphs(corpus_extracts, stem):
+def test_corpus_blocks_match_source_paragraphs(corpus_docs, stem):
     """Nearly every source paragraph, heading and list item comes out as one block.
 
     A block broken by a page end counts when its two halves (last block of a page,
@@ -517,7 +658,7 @@ def test_corpus_blocks_match_source_paragraphs(corpus_extracts, stem):
     """
     _, source = _reference(stem)
     pages = [[b for b in page["text"].split("\n\n") if b]
-             for page in corpus_extracts[stem]["pages"]]
+             for page in corpus_docs[stem]["pages"]]
     found = {tuple(tokens(b)) for page in pages for b in page}
     found |= {tuple(tokens(a[-1] + " " + b[0]))
               for a, b in zip(pages, pages[1:], strict=False) if a and b}

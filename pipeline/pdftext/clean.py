@@ -8,8 +8,9 @@ Character policy (what downstream stages can rely on):
   become ``-``; en dash "–" and em dash "—" are kept, because report headings use
   "–" as a separator ("Summary – strengths and ...") and turning it into ``-`` would
   make it look like a compound-word hyphen;
-- soft hyphens (U+00AD), U+FFFE (pypdfium2's soft-hyphen mark) and zero-width
-  characters are removed; every kind of space becomes one ASCII space;
+- soft hyphens (U+00AD) and U+FFFE (pypdfium2's soft-hyphen mark) are removed,
+  except one ending a line, which :mod:`.hyphens` needs; zero-width characters
+  are removed; every kind of space becomes one ASCII space;
 - bullets of any shape (•, ●, ▪, private-use Symbol/Wingdings glyphs, pdfminer's
   ``(cid:N)`` for a glyph without a Unicode mapping) at the start of a line become
   "• "; an undecodable glyph anywhere else is dropped.
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Iterator
 
 _CHAR_MAP = {
     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
@@ -37,7 +36,7 @@ _CHAR_MAP = {
     "\u205f": " ", "\u3000": " ",
 }
 _TRANSLATE = str.maketrans(_CHAR_MAP)
-_SOFT_HYPHENS = "\u00ad\ufffe"
+SOFT_HYPHENS = "\u00ad\ufffe"
 
 BULLET = "•"
 # Shapes used as list bullets; private-use code points are Symbol/Wingdings bullets
@@ -66,9 +65,9 @@ def normalise_chars(text: str) -> str:
 
 def _drop_soft_hyphens(text: str) -> str:
     """Remove soft hyphens except one ending the line (normalised to U+00AD)."""
-    stripped = text.rstrip(_SOFT_HYPHENS)
+    stripped = text.rstrip(SOFT_HYPHENS)
     tail = "\u00ad" if len(stripped) < len(text) else ""
-    return re.sub(f"[{_SOFT_HYPHENS}]", "", stripped) + tail
+    return re.sub(f"[{SOFT_HYPHENS}]", "", stripped) + tail
 
 
 def tidy_line(text: str) -> str:
@@ -92,9 +91,13 @@ def tidy_line(text: str) -> str:
     return text
 
 
-def undecoded_count(text: str) -> int:
-    """Glyphs pdfminer could not map to Unicode (``(cid:N)``), to spot unusable fonts."""
-    return len(re.findall(_CID, text))
+def glyph_counts(text: str) -> tuple[int, int]:
+    """(glyphs, glyphs pdfminer could not map to Unicode), to spot unusable fonts.
+
+    pdfminer writes an unmapped glyph as ``(cid:N)``: one glyph, not eight characters.
+    """
+    undecoded = len(re.findall(_CID, text))
+    return len("".join(re.sub(_CID, "?", text).split())), undecoded
 
 
 def list_marker(line: str) -> str | None:
@@ -114,114 +117,3 @@ def list_marker(line: str) -> str | None:
 
 def ends_sentence(line: str) -> bool:
     return bool(_TERMINAL.search(line.rstrip()))
-
-
-# ---------------------------------------------------------------------------
-# Hyphenation at line ends
-# ---------------------------------------------------------------------------
-
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
-_LAST_WORD = re.compile(r"([A-Za-z0-9]+)(\s?)([-" + _SOFT_HYPHENS + r"])$")
-_FIRST_WORD = re.compile(r"^([A-Za-z0-9]+)")
-# Prefixes that usually keep their hyphen; used only when the document itself has
-# no evidence either way (neither "multiagency" nor "multi-agency" elsewhere).
-COMPOUND_PREFIXES = frozenset({
-    "anti", "co", "cross", "ex", "full", "half", "high", "inter", "long", "low", "mid", "multi",
-    "non", "part", "post", "pre", "pro", "re", "self", "semi", "short", "sub", "well", "wide",
-})
-
-
-def vocabulary(texts: Iterable[str]) -> Counter[str]:
-    """Lower-cased words and hyphenated compounds, the document's own word list.
-
-    Line-end fragments are not excluded here; :func:`join_lines` discounts the one
-    occurrence it is deciding about.
-    """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        for word in _WORD.findall(text.lower()):
-            counts[word] += 1
-            if "-" in word:
-                counts.update(word.split("-"))
-    return counts
-
-
-def _hyphen_join(left: str, right: str, spaced: bool, vocab: Counter[str],
-                 keep_unknown: bool = False) -> str:
-    """How ``left`` + hyphen + line break + ``right`` should read: joined, hyphen or dash."""
-    joined, compound = left + right, f"{left}-{right}"
-    if any(c.isdigit() for c in joined) or not right[:1].islower():
-        return f"{left} - {right}" if spaced else compound
-    low_j, low_c = joined.lower(), compound.lower()
-    n_joined, n_compound = vocab[low_j], vocab[low_c]
-    if n_joined or n_compound:
-        return joined if n_joined >= n_compound else compound
-    # Each fragment was counted once at the break itself. A word broken by
-    # hyphenation leaves a fragment that is no word ("ning", "vious"); a compound
-    # broken at its hyphen leaves two ("well" "established", "multi" "agency").
-    left_known = vocab[left.lower()] > 1 or left.lower() in COMPOUND_PREFIXES
-    right_known = vocab[right.lower()] > 1
-    if left_known and right_known:
-        return f"{left} - {right}" if spaced else compound
-    return compound if keep_unknown and not spaced else joined
-
-
-def _breaks(lines: list[str]) -> Iterator[tuple[str, str, bool]]:
-    """(left fragment, right fragment, spaced) at each hyphen ending a line of ``lines``."""
-    for before, after in zip(lines, lines[1:], strict=False):
-        tail = _LAST_WORD.search(before.strip())
-        head = _FIRST_WORD.match(after.strip())
-        if tail and head and tail.group(3) == "-":
-            yield tail.group(1), head.group(1), bool(tail.group(2))
-
-
-def hyphens_are_real(paragraphs: Iterable[list[str]], vocab: Counter[str]) -> bool:
-    """Whether this document breaks lines only at real hyphens (no auto-hyphenation).
-
-    Evidence from the breaks whose outcome the document itself settles: a joined
-    form found elsewhere ("plan-/ning", "planning") shows auto-hyphenation, a
-    hyphenated one ("well-/established", "well-established") a real hyphen. When
-    real hyphens win, breaks without evidence ("six-/point") keep their hyphen.
-    """
-    auto = real = 0
-    for lines in paragraphs:
-        for left, right, spaced in _breaks(lines):
-            if spaced or not right[:1].islower() or any(c.isdigit() for c in left + right):
-                continue
-            auto += vocab[(left + right).lower()] > 0
-            real += vocab[f"{left}-{right}".lower()] > 0
-    return real > auto
-
-
-def join_lines(lines: list[str], vocab: Counter[str] | None = None,
-               keep_unknown: bool = False) -> str:
-    """Join the lines of one paragraph with single spaces, repairing hyphenation.
-
-    A line ending in a soft hyphen is always joined. A line ending in "-" after a
-    word ("plan-" or pdfminer's spaced "plan -") is decided with the document's own
-    word list: "plan-/ning" becomes "planning" when "planning" (or nothing better)
-    appears elsewhere, "well-/established" stays hyphenated when "well-established"
-    does, or both halves are words there; "2018-/2020" keeps its hyphen; a spaced
-    "-" between two known words ("services -/which") stays a dash. Without
-    evidence, the hyphen goes unless ``keep_unknown`` (see :func:`hyphens_are_real`).
-    """
-    vocab = vocab if vocab is not None else vocabulary(lines)
-    out = ""
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        if not out:
-            out = line
-            continue
-        tail = _LAST_WORD.search(out)
-        head = _FIRST_WORD.match(line)
-        if tail and tail.group(3) in _SOFT_HYPHENS:
-            out = out[: tail.start(2)] + line
-        elif tail and head:
-            left, right = tail.group(1), head.group(1)
-            joined = _hyphen_join(left, right, bool(tail.group(2)), vocab, keep_unknown)
-            out = out[: tail.start(1)] + joined + line[head.end():]
-        else:
-            out = f"{out} {line}"
-    return out.replace("\u00ad", "").replace("\ufffe", "")

@@ -36,7 +36,7 @@ PAGE_NUMBER_RE = re.compile(
 _NUMBER = re.compile(r"\d+")
 _HAS_WORD = re.compile(r"[a-z0-9#]", re.IGNORECASE)
 _APART_EM = 4.0  # a piece this many font sizes from its neighbours stands apart
-_X_TOLERANCE = 0.02  # of the page width, for the left edge, right edge or centre
+_X_TOLERANCE = 0.01  # of the page width, for the left edge, right edge or centre
 
 
 @dataclass(frozen=True)

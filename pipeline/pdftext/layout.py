@@ -245,8 +245,7 @@ def _flows(pieces: list[Piece], params: LayoutParams, expect_columns: bool,
         if tall or (shape and depth == 0 and (found or expect_columns)):
             for side in (left, right):
                 inner, _ = _flows(side, params, expect_columns, depth + 1)
-                flows += [_Flow(f.rows, True, f.extent if f.column else _extent(side))
-                          for f in inner]
+                flows += [_Flow(f.rows, True, f.extent) for f in inner]
         else:
             flows.append(_Flow(region, False, extent))
     return flows, found

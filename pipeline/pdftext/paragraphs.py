@@ -20,7 +20,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipeline.pdftext.clean import ends_sentence, join_lines, list_marker
+from pipeline.pdftext.clean import ends_sentence, list_marker
+from pipeline.pdftext.hyphens import join_lines
 from pipeline.pdftext.layout import Line
 
 _MIN_BODY_SAMPLES = 3
@@ -113,11 +114,13 @@ def _starts_block(prev: Line, cur: Line, block: Block, style: Style, para_gap: f
         return True
     if prev.bold != cur.bold and short:
         return True
+    if short and ended:
+        return True  # the last line of a paragraph
+    # A first-line indent after a paragraph's last line (short, or full and ended).
     indented = cur.x0 > cur.left + 0.8 * cur.size
-    if short and (ended or indented):
-        return True  # the last line of a paragraph, then maybe a first-line indent
-    if ended and block.kind == "text" and indented and cur.x0 > prev.x0 + 0.8 * cur.size:
-        return True  # a first-line indent after a full last line
+    if block.kind == "text" and indented and (
+            short or (ended and cur.x0 > prev.x0 + 0.8 * cur.size)):
+        return True
     # Back out of a list item's hanging indent: the list has ended.
     return block.kind == "item" and cur.x0 < block.lines[0].x0 - 1.0
 
@@ -137,6 +140,6 @@ def blocks(lines: list[Line], style: Style, para_gap: float = 0.2, short_line: f
     return out
 
 
-def block_text(block: Block, vocab: Counter[str], keep_unknown: bool = False) -> str:
+def block_text(block: Block, vocab: Counter[str], real_only: bool = False) -> str:
     """The block as one line of text, hyphenation at line ends repaired."""
-    return join_lines([line.text for line in block.lines], vocab, keep_unknown)
+    return join_lines([line.text for line in block.lines], vocab, real_only)
