@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import InputError
+from pipeline.io import atomic_write
 
 app = typer.Typer(
     add_completion=False,
@@ -147,8 +148,11 @@ def train(
         metrics_path=metrics,
         plots_dir=plots,
         evaluate=evaluate,
-        card_path=card,
     )
+    if card:
+        # A copy outside the model folder, so that DVC can keep it in git for readers.
+        with atomic_write(card) as fh:
+            fh.write((out / "MODEL_CARD.md").read_text(encoding="utf-8"))
     out_console.print(f"models -> {out}")
 
 
@@ -160,9 +164,9 @@ def classify(
     out: Annotated[Path, typer.Option("--out", help="Classified segments (JSONL).")],
 ) -> None:
     """Add QI and sentiment predictions (with scores) to every segment."""
-    from pipeline import classify as stage
+    from pipeline.runner import classify_file
 
-    n = stage.run(segments, model, out)
+    n = classify_file(segments, model, out)
     out_console.print(f"classified {n} segments -> {out}")
 
 

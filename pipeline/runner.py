@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline import classify, compare, embed, extract, segment, themes, train
 from pipeline.errors import InputError
-from pipeline.io import write_json
+from pipeline.io import read_jsonl, write_json, write_jsonl
 from pipeline.params import read_params, section
 
 
@@ -25,6 +25,14 @@ def focus_name(focus: str | None, params_path: Path | None) -> str:
     if not name:
         raise InputError(params_path or "params.yaml", "no focus partnership: pass --focus NAME")
     return str(name)
+
+
+def classify_file(segments_path: Path, model_dir: Path, out_path: Path) -> int:
+    """Classify every segment of a JSONL file with the models in ``model_dir``."""
+    models = classify.load_models(model_dir)  # first, so a bad model fails before reading
+    rows = classify.classify(read_jsonl(segments_path), models)
+    write_jsonl(out_path, rows)
+    return len(rows)
 
 
 def run_all(
@@ -72,7 +80,7 @@ def run_all(
             [labels], model_dir, section("train", train.DEFAULTS, params_path), evaluate=False
         )
     log("classifying")
-    classify.run(segments_path, model_dir, out / "classified.jsonl")
+    classify_file(segments_path, model_dir, out / "classified.jsonl")
     log("clustering themes")
     themes.run(
         out / "classified.jsonl",

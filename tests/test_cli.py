@@ -1,0 +1,120 @@
+"""The command line on bad input: one line naming the file and the reason, the rest still runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.io import atomic_write, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def pdf_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    shutil.copy(REPO / "data" / "sample" / "f01.pdf", folder / "good.pdf")
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.4\n" + b"\x00garbage" * 50)
+    (folder / "notes.pdf").write_text("this is not a PDF at all")
+    return folder
+
+
+def test_extract_stops_on_a_bad_pdf_without_keep_going(pdf_folder: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["extract", str(pdf_folder), "--out", str(tmp_path / "ext")])
+    assert result.exit_code == 1
+    lines = _error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "corrupt.pdf" in lines[0] or "notes.pdf" in lines[0]
+
+
+def test_extract_keep_going_lists_failures_and_keeps_the_rest(
+    pdf_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ext"
+    result = runner.invoke(app, ["extract", str(pdf_folder), "--out", str(out), "--keep-going"])
+    assert result.exit_code == 0, result.output
+    assert (out / "good.json").exists()
+    failures = json.loads((out / "errors.json").read_text())
+    assert sorted(Path(f["file"]).name for f in failures) == ["corrupt.pdf", "notes.pdf"]
+    skipped = [line for line in _error_lines(result) if line.startswith("skipped: ")]
+    assert len(skipped) == 2 and all("pdf: " in line for line in skipped)
+
+
+def test_wrong_parameter_is_one_line(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("segment:\n  grade_windw: 3\n")
+    result = runner.invoke(
+        app, ["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--params", str(params)]
+    )
+    assert result.exit_code == 1
+    assert _error_lines(result) == [
+        f"error: {params}: unknown parameter segment.grade_windw "
+        "(known: front_matter_blocks, grade_window, keep_context)"
+    ]
+
+
+def test_wrong_parameter_type_is_named(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("segment:\n  grade_window: two\n")
+    result = runner.invoke(
+        app, ["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--params", str(params)]
+    )
+    assert result.exit_code == 1
+    assert "segment.grade_window must be int, got 'two'" in result.stderr
+
+
+def test_broken_label_file_names_file_and_line(tmp_path: Path) -> None:
+    labels = tmp_path / "mine.labels.jsonl"
+    good = {"report_id": "x", "text": "Staff were confident.", "qi": ["7.1"],
+            "sentiment": "positive"}
+    labels.write_text(json.dumps(good) + "\n{broken\n")
+    result = runner.invoke(app, ["train", str(labels), "--out", str(tmp_path / "m"),
+                                 "--no-evaluate"])
+    assert result.exit_code == 1
+    lines = _error_lines(result)
+    assert lines[-1].startswith(f"error: {labels}: line 2")
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    segments = tmp_path / "segments.jsonl"
+    segments.write_text(json.dumps({"segment_id": "a", "text": "Staff were confident."}) + "\n")
+    result = runner.invoke(app, ["classify", str(segments), "--model", str(tmp_path / "none"),
+                                 "--out", str(tmp_path / "c.jsonl")])
+    assert result.exit_code == 1
+    assert _error_lines(result)[-1].startswith("error: ")
+    assert str(tmp_path / "none") in result.stderr
+
+
+def test_focus_comes_from_params_and_must_be_set(tmp_path: Path) -> None:
+    from pipeline.errors import InputError
+    from pipeline.runner import focus_name
+
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  focus: Kelvaig\n")
+    assert focus_name(None, params) == "Kelvaig"
+    assert focus_name("Midlothian", params) == "Midlothian"
+    params.write_text("data:\n  pdfs: x\n")
+    with pytest.raises(InputError, match="no focus partnership: pass --focus NAME"):
+        focus_name(None, params)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    write_json(target, {"version": 1})
+    with pytest.raises(RuntimeError), atomic_write(target) as fh:
+        fh.write('{"version": 2, "half')
+        raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
