@@ -21,37 +21,48 @@ EVALUATIVE_PARTS = (
     "conclusion", "appendix1",
 )
 PARTS = (*EVALUATIVE_PARTS, "other")
-KINDS = ("strength", "priority", "key_message", "body", "conclusion", "rationale", "other")
+KINDS = ("strength", "priority", "key_message", "body", "conclusion", "rationale")
 # Headings that name a list, not a topic: they say nothing about the QI.
 GENERIC_HEADINGS = {
     "key messages", "strengths", "priority areas for improvement", "rationale for the evaluation",
     "conclusion", "summary", "",
 }
 # Appendix 1 groups its rationales under the question each graded QI answers.
-_GRADE_HINTS = ("9", "2.1", "2.2", "1.1")
+GRADE_HINTS = ("9", "2.1", "2.2", "1.1")
 
 Embed = Callable[[list[str]], np.ndarray]
 
 
+_NON_EVALUATIVE = re.compile(
+    r"^(intro|contents|title|front|key[ _]?facts|what[ _]?happens|next|glossary|"
+    r"appendix[ _]?[23])|context", re.IGNORECASE,
+)
+
+
 def part_group(part: str | None) -> str:
-    """Known evaluative parts keep their name; anything else (introduction, context,
-    an unfamiliar segmenter label, missing) is ``other``."""
-    if not part:
-        return "other"
-    low = part.strip().lower()
+    """Known evaluative parts keep their name; known non-evaluative ones (introduction,
+    context, what happens next) are ``other``; a missing or unfamiliar label is ``""``
+    so that it adds no evidence either way."""
+    low = (part or "").strip().lower().replace("-", "_")
+    if not low:
+        return ""
     if low in EVALUATIVE_PARTS:
         return low
     match = re.fullmatch(r"(?:q|question[ _]?)([1-5])", low)
     if match:
         return f"q{match.group(1)}"
-    if low.startswith("appendix1") or low.startswith("appendix_1"):
-        return "appendix1"
-    return "other"
+    for prefix, name in (
+        ("summary_strength", "summary_strength"), ("summary_priorit", "summary_priority"),
+        ("appendix1", "appendix1"), ("appendix_1", "appendix1"), ("conclusion", "conclusion"),
+    ):
+        if low.startswith(prefix):
+            return name
+    return "other" if _NON_EVALUATIVE.search(low) else ""
 
 
 def kind_group(kind: str | None) -> str:
-    low = (kind or "").strip().lower()
-    return low if low in KINDS else "other"
+    low = (kind or "").strip().lower().replace("-", "_")
+    return low if low in KINDS else ""
 
 
 def topic_heading(subsection: str | None) -> str:
@@ -153,10 +164,12 @@ def cue_features(texts: Sequence[str]) -> np.ndarray:
 
 
 def one_hot(values: Sequence[str], vocabulary: Sequence[str]) -> np.ndarray:
+    """Indicator columns; a value outside the vocabulary (unknown context) is all zeros."""
     index = {v: i for i, v in enumerate(vocabulary)}
     out = np.zeros((len(values), len(vocabulary)), dtype=np.float32)
     for i, value in enumerate(values):
-        out[i, index.get(value, len(vocabulary) - 1)] = 1.0
+        if value in index:
+            out[i, index[value]] = 1.0
     return out
 
 
@@ -200,7 +213,15 @@ def context_vectors(rows: Sequence[dict[str, Any]], text_vecs: np.ndarray) -> di
     for b in np.unique(blocks):
         members = np.flatnonzero(blocks == b)
         block[members] = text_vecs[members].mean(axis=0)
-    return {"neighbours": _unit(nbr), "block": _unit(block)}
+    prev_vec = np.zeros_like(nbr)
+    next_vec = np.zeros_like(nbr)
+    for i in range(len(rows)):
+        if prev[i] >= 0:
+            prev_vec[i] = text_vecs[prev[i]]
+        if nxt[i] >= 0:
+            next_vec[i] = text_vecs[nxt[i]]
+    return {"neighbours": _unit(nbr), "block": _unit(block), "previous": prev_vec,
+            "next": next_vec}
 
 
 def _unit(mat: np.ndarray) -> np.ndarray:
@@ -220,3 +241,23 @@ def order_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "text": str(row.get("text") or ""),
         })
     return out
+
+
+def dense_blocks(
+    rows: Sequence[dict[str, Any]], text_vecs: np.ndarray, heading_vecs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every dense feature block, one row per segment, rows in file order."""
+    rows = order_rows(rows)
+    ctx = context_vectors(rows, text_vecs)
+    return {
+        "text": text_vecs,
+        "heading": heading_vecs,
+        "neighbours": ctx["neighbours"],
+        "block": ctx["block"],
+        "previous": ctx["previous"],
+        "next": ctx["next"],
+        "part": one_hot([part_group(r["part"]) for r in rows], PARTS),
+        "kind": one_hot([kind_group(r["kind"]) for r in rows], KINDS),
+        "grade_hint": one_hot(grade_hints(rows), GRADE_HINTS),
+        "cues": cue_features([r["text"] for r in rows]),
+    }

@@ -1,0 +1,80 @@
+"""Stage ``classify``: add QI and sentiment predictions to segments.
+
+Every input field is kept; ``qi`` (ranked codes, main first; a second code only
+where the model gives it a calibrated probability above the trained threshold),
+``qi_scores`` (all 20 codes and ``none``), ``sentiment`` and ``sentiment_scores``
+are added. Segments are expected in file order: a segment's neighbours are the
+adjacent segments of the same report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.classifier.model import SegmentClassifier, labels_from_scores
+from pipeline.classifier.persist import load_models as _load
+from pipeline.classifier.vectors import Encode, row_vectors
+from pipeline.errors import InputError
+
+PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
+
+
+@dataclass
+class Models:
+    """A verified classifier and, when one was trained, its fine-tuned encoder."""
+
+    classifier: SegmentClassifier
+    finetuned: Any = None  # a SentenceTransformer, loaded from the verified folder
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def encoders(self, frozen: Encode | None = None) -> tuple[Encode, Encode | None]:
+        from pipeline.embed import encode
+
+        tuned = None
+        if self.finetuned is not None:
+            from pipeline.classifier.finetune import encode_with
+
+            def tuned(texts: list[str]) -> np.ndarray:
+                return encode_with(self.finetuned, texts)
+
+        return frozen or encode, tuned
+
+
+def load_models(model_dir: Path) -> Models:
+    """Load and verify the models written by the train stage (InputError if unusable)."""
+    classifier, finetuned_dir, info = _load(Path(model_dir))
+    finetuned = None
+    if finetuned_dir is not None:
+        from sentence_transformers import SentenceTransformer
+
+        import pipeline.embed  # noqa: F401 - sets the offline switches first
+
+        try:
+            finetuned = SentenceTransformer(str(finetuned_dir), device="cpu")
+        except Exception as err:  # noqa: BLE001 - any failure means an unusable folder
+            raise InputError(finetuned_dir, f"cannot load the fine-tuned encoder ({err})") \
+                from None
+    return Models(classifier, finetuned, info)
+
+
+def classify(
+    segments: list[dict], models: Models, frozen_encoder: Encode | None = None
+) -> list[dict]:
+    """Segments with predictions added; ``frozen_encoder`` may be an embedding cache's
+    ``embed`` so that vectors already computed for the corpus are reused."""
+    if not segments:
+        return []
+    frozen, tuned = models.encoders(frozen_encoder)
+    vectors = row_vectors(segments, frozen, tuned)
+    clf = models.classifier
+    sent, qi = clf.predict_proba(segments, vectors)
+    out = []
+    for segment, s, q in zip(segments, sent, qi, strict=True):
+        row = {k: v for k, v in segment.items() if k not in PREDICTED_FIELDS}
+        row.update(labels_from_scores(s, q, clf.second_code_threshold))
+        out.append(row)
+    return out

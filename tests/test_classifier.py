@@ -1,0 +1,456 @@
+"""Unit tests of the QI and sentiment classifiers, on small inputs and a stand-in encoder.
+
+The stand-in encoder hashes words into 64 dimensions: it keeps these tests fast
+and independent of the MiniLM model (tests/test_classifier_slow.py uses that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
+from pipeline.classifier import features as F
+from pipeline.classifier.data import read_label_file, read_labels, source_neutrals, split_sentences
+from pipeline.classifier.evaluate import (
+    loro_predictions,
+    qi_metrics,
+    second_code_metrics,
+    sentiment_metrics,
+    summarise,
+)
+from pipeline.classifier.model import SegmentClassifier, SoftmaxRegression, lbfgs
+from pipeline.classifier.persist import load_classifier
+from pipeline.classifier.vectors import row_vectors
+from pipeline.classify import PREDICTED_FIELDS, classify, load_models
+from pipeline.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = REPO / "data" / "labels"
+
+
+def hashing_encoder(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in re.findall(r"\w+", text.lower()):
+            out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-9)
+
+
+def small_rows(per_report: int = 40, reports: tuple[str, ...] = ("f01", "f02", "f03")):
+    rows = []
+    for rid in reports:
+        rows.extend(read_label_file(LABELS / f"{rid}.labels.jsonl")[:per_report])
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+GOOD = {"report_id": "r1", "part": "q1", "kind": "body", "subsection": "Assessing risk",
+        "text": "Assessments were of a high standard.", "qi": ["5.2"], "sentiment": "positive"}
+
+
+# --- label files ------------------------------------------------------------------------
+
+def test_label_file_reads_and_normalises(tmp_path):
+    path = write_jsonl(tmp_path / "x.labels.jsonl", [
+        GOOD, {"text": "Few plans were reviewed.", "qi": "5.3, 6.4", "sentiment": "-"}])
+    rows = read_label_file(path)
+    assert rows[0]["qi"] == ["5.2"] and rows[0]["report_id"] == "r1"
+    assert rows[1]["qi"] == ["5.3", "6.4"] and rows[1]["sentiment"] == "negative"
+    assert rows[1]["report_id"] == "x"  # missing report id: grouped by file
+    assert rows[1]["part"] is None
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("{not json", "line 2 is not valid JSON"),
+    (json.dumps({**GOOD, "qi": ["5.9"]}), "line 2: unknown QI code '5.9'"),
+    (json.dumps({**GOOD, "sentiment": "happy"}), "line 2: unknown sentiment 'happy'"),
+    (json.dumps({**GOOD, "text": ""}), "line 2: 'text' must be a non-empty string"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "qi"}), "line 2: needs both"),
+    ("[1, 2]", "line 2 is not a JSON object"),
+])
+def test_broken_label_file_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.labels.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_labels([path])
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_label_folder_without_files_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="no \\*.jsonl"):
+        read_labels([tmp_path])
+
+
+def test_split_sentences_keeps_known_non_endings():
+    text = ("Young people were told about Who Cares? Scotland and its advocacy. "
+            "Some services, e.g. CAMHS, had waits. It was 90% or more.")
+    assert split_sentences(text) == [
+        "Young people were told about Who Cares? Scotland and its advocacy.",
+        "Some services, e.g. CAMHS, had waits.",
+        "It was 90% or more.",
+    ]
+
+
+def test_source_neutrals_reads_only_unlabelled_sections_of_fictional_reports(tmp_path):
+    source = (
+        "# Title\n\n## Introduction\n\n### Our remit\n\nWe inspect services here. We also "
+        "grade them.\n\n## Summary – strengths\n\n1. Leaders were strong and visible.\n\n"
+        "## Area in context\n\n- The area has 100 data zones.\n\n## What happens next\n\n"
+        "Partners will send an action plan.\n"
+    )
+    (tmp_path / "r1.md").write_text(source, encoding="utf-8")
+    (tmp_path / "r1.meta.json").write_text('{"fictional": true}', encoding="utf-8")
+    (tmp_path / "r2.md").write_text(source, encoding="utf-8")
+    (tmp_path / "r2.meta.json").write_text('{"fictional": false}', encoding="utf-8")
+    rows = source_neutrals([{"report_id": "r1"}, {"report_id": "r2"}], tmp_path)
+    assert [r["text"] for r in rows] == [
+        "We inspect services here.", "We also grade them.", "The area has 100 data zones.",
+        "Partners will send an action plan.",
+    ]
+    assert {r["report_id"] for r in rows} == {"r1"}  # the non-fictional source is never read
+    assert all(r["qi"] == ["none"] and r["sentiment"] == "neutral" for r in rows)
+    assert [r["part"] for r in rows][-2:] == ["context", "what_happens_next"]
+
+
+# --- features ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("part", "group"), [
+    ("q3", "q3"), ("Q2", "q2"), ("question_4", "q4"), ("summary_strengths", "summary_strength"),
+    ("appendix1", "appendix1"), ("introduction", "other"), ("context", "other"),
+    ("what_happens_next", "other"), ("mystery", ""), (None, ""),
+])
+def test_part_group(part, group):
+    assert F.part_group(part) == group
+
+
+def test_cues_mark_concession_and_quantity_direction():
+    names = list(F.CUE_NAMES)
+    cues = F.cue_features([
+        "While most staff were confident, few had received training.",
+        "Almost all children felt safe.",
+        "A few parents waited too long for support.",
+    ])
+    assert cues[0, names.index("concession_start")] > 0
+    assert cues[1, names.index("concession_start")] == 0
+    assert cues[1, names.index("q_high")] > 0 and cues[1, names.index("q_high_problem")] == 0
+    assert cues[2, names.index("q_low_problem")] == 1.0
+    assert cues[2, names.index("q_low_good")] == 0.0
+
+
+def test_neighbours_stay_within_report_and_part():
+    rows = [
+        {"report_id": "a", "part": "q1", "text": "1"},
+        {"report_id": "a", "part": "q1", "text": "2"},
+        {"report_id": "a", "part": "q2", "text": "3"},
+        {"report_id": "b", "part": "q2", "text": "4"},
+    ]
+    prev, nxt = F.neighbour_index(rows)
+    assert prev == [-1, 0, -1, -1]
+    assert nxt == [1, -1, -1, -1]
+
+
+def test_grade_hints_follow_appendix_headings():
+    def row(sub, text="x"):
+        return {"report_id": "a", "part": "appendix1", "subsection": sub, "text": text}
+
+    rows = [
+        {"report_id": "a", "part": "q5", "subsection": "Vision", "text": "x"},
+        row("How good is our leadership?"),
+        row("How well do we meet the needs of stakeholders?"),
+        row("Some other heading"),
+        row("How well do we meet the needs of stakeholders?"),
+        row("Rationale for the evaluation", "2.1 Impact on children and young people"),
+        row("What outcomes have we achieved?"),
+    ]
+    assert F.grade_hints(rows) == ["", "9", "2.1", "2.1", "2.2", "2.1", "1.1"]
+
+
+def test_dense_blocks_shapes_and_unknown_context():
+    rows = [{"text": "Staff were confident."}, {"text": "Plans were late.", "part": "q1",
+                                                  "kind": "priority"},
+            {"text": "Reviews were timely.", "part": "q1"}]
+    vecs = row_vectors(rows, hashing_encoder)
+    blocks = F.dense_blocks(rows, vecs["text"], vecs["heading"])
+    assert blocks["part"][0].sum() == 0  # missing context adds no evidence
+    assert blocks["part"][1, F.PARTS.index("q1")] == 1
+    assert blocks["kind"][1, F.KINDS.index("priority")] == 1
+    assert not blocks["heading"].any()
+    # the first row's part differs from the others', so it has no neighbour
+    assert np.allclose(np.linalg.norm(blocks["neighbours"], axis=1), [0.0, 1.0, 1.0])
+    assert np.allclose(blocks["neighbours"][1], vecs["text"][2])
+
+
+# --- estimators -------------------------------------------------------------------------
+
+def test_lbfgs_minimises_a_quadratic():
+    target = np.array([1.0, -2.0, 3.0])
+
+    def fun(x):
+        return float(((x - target) ** 2).sum()), 2 * (x - target)
+
+    x, _ = lbfgs(fun, np.zeros(3), max_iter=100, tol=1e-12)
+    assert np.allclose(x, target, atol=1e-5)
+
+
+def test_softmax_regression_matches_scikit_learn_on_hard_labels():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(120, 5))
+    y = (dense[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int) + (dense[:, 1] > 1)
+    from scipy import sparse
+
+    words = sparse.csr_matrix(rng.random((120, 4)) * (rng.random((120, 4)) > 0.7))
+    targets = np.eye(3)[y]
+    ours = SoftmaxRegression(C=2.0, tol=1e-10, max_iter=2000).fit(dense, words, targets)
+    x = np.hstack([dense, words.toarray()])
+    ref = LogisticRegression(C=2.0, tol=1e-10, max_iter=5000).fit(x, y)
+    ours_p = np.exp(ours.decision_function(dense, words, 3))
+    ours_p /= ours_p.sum(axis=1, keepdims=True)
+    assert np.allclose(ours_p, ref.predict_proba(x), atol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    rows = small_rows()
+    rows.append({"report_id": "f01", "part": "introduction", "kind": "body",
+                 "subsection": "Our remit", "text": "We inspected services in the area.",
+                 "qi": ["none"], "sentiment": "neutral", "source": "context"})
+    vectors = row_vectors(rows, hashing_encoder)
+    return SegmentClassifier(C_sentiment=5.0, C_qi=2.0).fit(rows, vectors), rows, vectors
+
+
+def test_tiny_training_set_trains_and_predicts(tiny_model):
+    model, rows, vectors = tiny_model
+    sent, qi = model.predict_proba(rows, vectors)
+    assert sent.shape == (len(rows), len(SENTIMENTS)) and qi.shape == (len(rows), len(QI_CODES))
+    assert np.allclose(sent.sum(axis=1), 1) and np.allclose(qi.sum(axis=1), 1)
+    assert 0.05 < model.sentiment_temperature_ < 20 and 0.05 < model.qi_temperature_ < 20
+    labelled = [r for r in rows if r.get("source") != "context"]
+    sent_acc = np.mean([SENTIMENTS[i] == r["sentiment"]
+                        for i, r in zip(sent.argmax(axis=1), rows, strict=True)
+                        if r.get("source") != "context"])
+    assert sent_acc > 0.8, "a model should fit its own small training set"
+    assert len(labelled) == 120
+    never_seen = QI_CODES.index("4.1")
+    assert qi[:, never_seen].max() < 1e-6
+
+
+def test_predict_lists_second_code_only_when_confident(tiny_model):
+    model, rows, vectors = tiny_model
+    out = model.predict(rows[:10], {k: v[:10] for k, v in vectors.items()})
+    for row in out:
+        scores = row["qi_scores"]
+        assert set(scores) == set(QI_CODES) and set(row["sentiment_scores"]) == set(SENTIMENTS)
+        ranked = sorted(scores, key=scores.get, reverse=True)
+        assert row["qi"][0] == ranked[0]
+        if len(row["qi"]) == 2:
+            assert row["qi"][1] == ranked[1]
+            assert scores[ranked[1]] >= model.second_code_threshold
+        else:
+            assert scores[ranked[1]] < model.second_code_threshold or "none" in ranked[:2]
+        assert row["sentiment"] == max(row["sentiment_scores"], key=row["sentiment_scores"].get)
+
+
+def test_context_changes_the_qi(tiny_model):
+    model, _, _ = tiny_model
+    text = "Leaders had a clear plan and staff understood it."
+    rows = [{"text": text, "part": "q5", "kind": "body", "subsection": "Vision, values and aims",
+             "report_id": "z"},
+            {"text": text, "part": "q1", "kind": "body", "subsection": "Responding to concerns",
+             "report_id": "y"}]
+    _, qi = model.predict_proba(rows, row_vectors(rows, hashing_encoder))
+    assert not np.allclose(qi[0], qi[1])
+
+
+# --- evaluation -----------------------------------------------------------------------
+
+def test_qi_metrics_counts_each_measure():
+    probs = np.zeros((3, len(QI_CODES)))
+    probs[0, QI_CODES.index("5.2")], probs[0, QI_CODES.index("5.3")] = 0.6, 0.4
+    probs[1, QI_CODES.index("5.3")], probs[1, QI_CODES.index("2.1")] = 0.7, 0.3
+    probs[2, QI_CODES.index("9.1")], probs[2, QI_CODES.index("1.1")] = 0.5, 0.1
+    probs[1, QI_CODES.index("5.2")], probs[2, QI_CODES.index("2.1")] = 0.2, 0.05
+    m = qi_metrics([["5.2"], ["5.2", "5.3"], ["2.1"]], probs)
+    assert m["top1"] == pytest.approx(1 / 3)
+    assert m["top1_any"] == pytest.approx(2 / 3)
+    assert m["area"] == pytest.approx(2 / 3)  # 5.3 for 5.2 is the right area
+    assert m["top3"] == pytest.approx(1.0)
+
+
+def test_sentiment_metrics_macro_over_present_classes():
+    probs = np.eye(4)[[0, 0, 1, 2]]
+    m = sentiment_metrics(["positive", "negative", "negative", "mixed"], probs)
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert set(m["f1"]) == {"positive", "negative", "mixed"}
+    assert m["macro_f1"] == pytest.approx(np.mean([2 / 3, 2 / 3, 1.0]))
+
+
+def test_second_code_metrics():
+    probs = np.zeros((2, len(QI_CODES)))
+    probs[0, [QI_CODES.index("5.2"), QI_CODES.index("5.3")]] = [0.5, 0.45]
+    probs[1, [QI_CODES.index("2.1"), QI_CODES.index("9.1")]] = [0.5, 0.4]
+    m = second_code_metrics([["5.2", "5.3"], ["2.1"]], probs, threshold=0.35)
+    assert m == {"listed": 2, "precision": 0.5, "recall": 1.0}
+
+
+def test_loro_never_trains_on_the_held_out_report():
+    rows = [{"report_id": rid, "text": str(i), "qi": ["5.1"], "sentiment": "positive"}
+            for i, rid in enumerate("aabbbc")]
+    seen = []
+
+    def predictor(train_rows, train_vecs, test_rows, test_vecs, seed):
+        held = {r["report_id"] for r in test_rows}
+        assert len(held) == 1 and held.isdisjoint({r["report_id"] for r in train_rows})
+        assert len(train_vecs["text"]) == len(train_rows)
+        seen.extend(r["text"] for r in test_rows)
+        return np.full((len(test_rows), 4), 0.25), np.full((len(test_rows), 21), 1 / 21)
+
+    loro_predictions(rows, {"text": np.zeros((6, 2))}, predictor, seed=0)
+    assert sorted(seen) == [str(i) for i in range(6)]
+
+
+def test_summarise_mean_and_spread():
+    out = summarise([{"a": {"b": 1.0}}, {"a": {"b": 3.0}}])
+    assert out == {"a": {"b": {"mean": 2.0, "std": 1.0}}}
+
+
+# --- train stage, persistence, classify stage ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import pipeline.train as train_stage
+
+    tmp = tmp_path_factory.mktemp("train")
+    labels = tmp / "labels"
+    labels.mkdir()
+    for rid in ("f01", "f02", "f03"):
+        write_jsonl(labels / f"{rid}.labels.jsonl",
+                    read_label_file(LABELS / f"{rid}.labels.jsonl")[:45])
+    original = train_stage.frozen_encoder
+    train_stage.frozen_encoder = lambda params: (hashing_encoder, lambda: None)
+    try:
+        metrics = train_stage.train(
+            [labels], tmp / "models",
+            {"eval_seeds": [0, 1], "sources_dir": str(REPO / "data" / "sources")},
+            metrics_path=tmp / "metrics" / "classifiers.json", plots_dir=tmp / "plots",
+        )
+    finally:
+        train_stage.frozen_encoder = original
+    return tmp, metrics
+
+
+def test_train_writes_models_metrics_plots_and_card(trained):
+    tmp, metrics = trained
+    assert (tmp / "models" / "classifier.skops").is_file()
+    assert (tmp / "models" / "MODEL_CARD.md").read_text().startswith("# Model card")
+    on_disk = json.loads((tmp / "metrics" / "classifiers.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    for name in ("model", "tfidf_lr", "minilm_lr"):
+        for key in ("macro_f1", "accuracy"):
+            assert 0 <= on_disk[name]["sentiment"][key]["mean"] <= 1
+        for key in ("top1", "top3", "top1_any", "area", "macro_f1"):
+            assert 0 <= on_disk[name]["qi"][key]["mean"] <= 1
+        assert set(on_disk[name]["per_report"]) == {"f01", "f02", "f03"}
+    assert on_disk["n_labelled"] == 135 and on_disk["n_context_neutral"] > 50
+    confusion = (tmp / "plots" / "sentiment_confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and len(confusion) == 136
+    area = (tmp / "plots" / "qi_area_confusion.csv").read_text().splitlines()
+    assert {line.split(",")[0] for line in area[1:]} <= {qi_area(c) for c in QI_CODES}
+
+
+def test_classify_keeps_fields_and_adds_predictions(trained):
+    tmp, _ = trained
+    models = load_models(tmp / "models")
+    segments = [
+        {"segment_id": "s1", "report_id": "r", "partnership": "P", "part": "q2", "kind": "body",
+         "subsection": "Help to recover", "text": "Children waited too long for CAMHS.",
+         "page": 12},
+        {"segment_id": "s2", "report_id": "r", "text": "Most parents felt listened to."},
+    ]
+    out = classify(segments, models, frozen_encoder=hashing_encoder)
+    assert [o["segment_id"] for o in out] == ["s1", "s2"]
+    assert out[0]["page"] == 12 and out[0]["partnership"] == "P"
+    for row in out:
+        assert set(PREDICTED_FIELDS) <= set(row)
+        assert row["qi"][0] in QI_CODES and row["sentiment"] in SENTIMENTS
+        assert sum(row["qi_scores"].values()) == pytest.approx(1, abs=1e-3)
+    assert classify([], models) == []
+    assert "qi" not in segments[0]  # the input is not modified
+
+
+def test_saved_model_round_trips(trained, tiny_model):
+    tmp, _ = trained
+    models = load_models(tmp / "models")
+    _, rows, _ = tiny_model
+    vectors = row_vectors(rows[:20], hashing_encoder)
+    again = load_classifier(tmp / "models" / "classifier.skops")
+    a = models.classifier.predict_proba(rows[:20], vectors)
+    b = again.predict_proba(rows[:20], vectors)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_tampered_model_file_is_refused(trained, tmp_path):
+    import shutil
+
+    src, _ = trained
+    models = tmp_path / "models"
+    shutil.copytree(src / "models", models)
+    path = models / "classifier.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="checksum mismatch"):
+        load_models(models)
+    (models / "manifest.json").unlink()
+    with pytest.raises(InputError, match="no model manifest"):
+        load_models(models)
+
+
+class Foreign:
+    """A type no model of ours holds: loading it must be refused."""
+
+    def __init__(self):
+        self.payload = [1, 2, 3]
+
+
+def test_foreign_or_pickled_model_file_is_refused(tmp_path):
+    import pickle
+
+    foreign = tmp_path / "foreign.skops"
+    sio.dump(Foreign(), foreign)
+    with pytest.raises(InputError, match="untrusted types"):
+        load_classifier(foreign)
+    pickled = tmp_path / "model.skops"
+    pickled.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(InputError, match="not a skops model file"):
+        load_classifier(pickled)
+    plain = tmp_path / "plain.skops"
+    sio.dump({"coef": np.zeros(3)}, plain)
+    with pytest.raises(InputError, match="does not hold a trained segment classifier"):
+        load_classifier(plain)
+
+
+def test_train_rejects_bad_params_and_labels(tmp_path):
+    from pipeline.train import train
+
+    with pytest.raises(InputError, match="unknown parameter train.bogus"):
+        train([LABELS], tmp_path / "m", {"bogus": 1})
+    with pytest.raises(InputError, match="train.C_qi must be float"):
+        train([LABELS], tmp_path / "m", {"C_qi": "high"})
+    bad = tmp_path / "bad.labels.jsonl"
+    bad.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "qi": ["11.1"]}) + "\n")
+    with pytest.raises(InputError, match=r"bad\.labels\.jsonl: line 2: unknown QI code"):
+        train([bad], tmp_path / "m", {"context_neutrals": False})
