@@ -254,13 +254,22 @@ def segment_report(
     return report, rows
 
 
-def read_manifest(directory: Path) -> dict[str, dict[str, str]]:
-    """Optional ``manifest.csv`` beside the PDFs: report_id -> its row (e.g. fictional)."""
-    path = directory / "manifest.csv"
+def read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    """Optional ``manifest.csv`` (a file, or the PDF folder holding one): report_id -> row.
+
+    Missing is fine (real reports need none); a manifest without a report_id column
+    is an error, since it would silently mark nothing as fictional.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.csv"
     if not path.exists():
         return {}
     with path.open(encoding="utf-8", newline="") as fh:
-        return {row["report_id"]: row for row in csv.DictReader(fh) if row.get("report_id")}
+        reader = csv.DictReader(fh)
+        if "report_id" not in (reader.fieldnames or []):
+            raise InputError(path, "manifest has no report_id column")
+        return {row["report_id"]: row for row in reader if row.get("report_id")}
 
 
 def run(

@@ -271,3 +271,15 @@ grades:
         ("context", "context"), ("summary_strength", "strength"),
         ("summary_priority", "priority"), ("q1", "body"), ("appendix1", "rationale"),
     ]
+
+
+def test_manifest_is_read_from_a_file_or_its_folder(tmp_path) -> None:
+    from pipeline.segment import read_manifest
+
+    (tmp_path / "manifest.csv").write_text("file,report_id,fictional\nf01.pdf,f01,true\n")
+    assert read_manifest(tmp_path)["f01"]["fictional"] == "true"
+    assert read_manifest(tmp_path / "manifest.csv") == read_manifest(tmp_path)
+    assert read_manifest(tmp_path / "absent.csv") == {}
+    (tmp_path / "bad.csv").write_text("file,fictional\nf01.pdf,true\n")
+    with pytest.raises(InputError, match="bad.csv: manifest has no report_id column"):
+        read_manifest(tmp_path / "bad.csv")
