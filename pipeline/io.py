@@ -67,16 +67,17 @@ def read_json(path: str | Path) -> Any:
         raise InputError(path, f"not valid JSON ({err})") from None
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read JSON Lines; a broken line is an :class:`InputError` naming file and line."""
+def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a broken line is an InputError
+    naming the file and the line, so validators downstream can cite lines too."""
     path = Path(path)
-    rows: list[dict[str, Any]] = []
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
+    rows: list[tuple[int, dict[str, Any]]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -86,8 +87,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             raise InputError(path, f"line {lineno} is not valid JSON ({err.msg})") from None
         if not isinstance(row, dict):
             raise InputError(path, f"line {lineno} is not a JSON object")
-        rows.append(row)
+        rows.append((lineno, row))
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read JSON Lines; a broken line is an :class:`InputError` naming file and line."""
+    return [row for _, row in numbered_jsonl(path)]
 
 
 def sha256_file(path: str | Path) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.classifier import QI_CODES, SENTIMENTS
 from pipeline.errors import InputError
+from pipeline.io import numbered_jsonl
 
 SENTIMENT_TAGS = {"+": "positive", "-": "negative", "~": "mixed", "0": "neutral"}
 CONTEXT_FIELDS = ("report_id", "partnership", "part", "kind", "subsection")
@@ -63,22 +64,8 @@ def _sentiment(value: Any, path: Path, lineno: int) -> str:
 
 def read_label_file(path: Path) -> list[dict[str, Any]]:
     """Rows of one label file, validated; errors name the file and the line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "label file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(path, f"line {lineno} is not valid JSON ({err.msg})") from None
-        if not isinstance(raw, dict):
-            raise InputError(path, f"line {lineno} is not a JSON object")
+    for lineno, raw in numbered_jsonl(path):
         text_value = raw.get("text")
         if not isinstance(text_value, str) or not text_value.strip():
             raise InputError(path, f"line {lineno}: 'text' must be a non-empty string")
