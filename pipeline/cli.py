@@ -162,11 +162,15 @@ def classify(
     segments: Annotated[Path, typer.Argument(help="segments.jsonl")],
     model: Annotated[Path, typer.Option("--model", help="Model folder from `inspections train`.")],
     out: Annotated[Path, typer.Option("--out", help="Classified segments (JSONL).")],
+    embeddings: Annotated[
+        Path | None,
+        typer.Option("--embeddings", help="Embedding cache from `embed`, reused when given."),
+    ] = None,
 ) -> None:
     """Add QI and sentiment predictions (with scores) to every segment."""
     from pipeline.runner import classify_file
 
-    n = classify_file(segments, model, out)
+    n = classify_file(segments, model, out, embeddings)
     out_console.print(f"classified {n} segments -> {out}")
 
 

@@ -27,10 +27,17 @@ def focus_name(focus: str | None, params_path: Path | None) -> str:
     return str(name)
 
 
-def classify_file(segments_path: Path, model_dir: Path, out_path: Path) -> int:
-    """Classify every segment of a JSONL file with the models in ``model_dir``."""
+def classify_file(
+    segments_path: Path, model_dir: Path, out_path: Path, embeddings: Path | None = None
+) -> int:
+    """Classify every segment of a JSONL file with the models in ``model_dir``.
+
+    ``embeddings`` is the embed stage's cache: its MiniLM vectors are reused instead of
+    encoding every sentence a second time (texts it lacks, such as headings, are encoded).
+    """
     models = classify.load_models(model_dir)  # first, so a bad model fails before reading
-    rows = classify.classify(read_jsonl(segments_path), models)
+    cache = embed.EmbeddingCache(embeddings) if embeddings and Path(embeddings).exists() else None
+    rows = classify.classify(read_jsonl(segments_path), models, cache.embed if cache else None)
     write_jsonl(out_path, rows)
     return len(rows)
 
@@ -80,7 +87,7 @@ def run_all(
             [labels], model_dir, section("train", train.DEFAULTS, params_path), evaluate=False
         )
     log("classifying")
-    classify_file(segments_path, model_dir, out / "classified.jsonl")
+    classify_file(segments_path, model_dir, out / "classified.jsonl", out / "embeddings.npz")
     log("clustering themes")
     themes.run(
         out / "classified.jsonl",
