@@ -31,9 +31,15 @@ class Models:
     finetuned: Any = None  # a SentenceTransformer, loaded from the verified folder
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def encoder(self) -> str:
+        """The frozen encoder the models were trained with (MiniLM before it was recorded)."""
+        return str((self.info.get("params") or {}).get("encoder") or "minilm")
+
     def encoders(self, frozen: Encode | None = None) -> tuple[Encode, Encode | None]:
         from pipeline.embed import encode
 
+        name = self.encoder
         tuned = None
         if self.finetuned is not None:
             from pipeline.classifier.finetune import encode_with
@@ -41,7 +47,7 @@ class Models:
             def tuned(texts: list[str]) -> np.ndarray:
                 return encode_with(self.finetuned, texts)
 
-        return frozen or encode, tuned
+        return frozen or (lambda texts: encode(texts, name)), tuned
 
 
 def load_models(model_dir: Path) -> Models:
@@ -65,7 +71,8 @@ def classify(
     segments: list[dict], models: Models, frozen_encoder: Encode | None = None
 ) -> list[dict]:
     """Segments with predictions added; ``frozen_encoder`` may be an embedding cache's
-    ``embed`` so that vectors already computed for the corpus are reused."""
+    ``embed`` (filled by the models' encoder) so that vectors already computed for
+    the corpus are reused."""
     if not segments:
         return []
     frozen, tuned = models.encoders(frozen_encoder)

@@ -32,11 +32,15 @@ def classify_file(
 ) -> int:
     """Classify every segment of a JSONL file with the models in ``model_dir``.
 
-    ``embeddings`` is the embed stage's cache: its MiniLM vectors are reused instead of
-    encoding every sentence a second time (texts it lacks, such as headings, are encoded).
+    ``embeddings`` is the embed stage's cache: when it was filled by the models' encoder,
+    its vectors are reused instead of encoding every sentence a second time (texts it
+    lacks, such as headings, are encoded); a cache of another encoder is not used.
     """
     models = classify.load_models(model_dir)  # first, so a bad model fails before reading
-    cache = embed.EmbeddingCache(embeddings) if embeddings and Path(embeddings).exists() else None
+    cache = None
+    if embeddings and Path(embeddings).exists() \
+            and embed.stored_encoder(embeddings) == models.encoder:
+        cache = embed.EmbeddingCache(embeddings, models.encoder)
     rows = classify.classify(read_jsonl(segments_path), models, cache.embed if cache else None)
     write_jsonl(out_path, rows)
     return len(rows)

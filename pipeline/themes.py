@@ -323,7 +323,7 @@ def run(
 ) -> dict[str, Any]:
     """Read classified segments and their cached embeddings; write themes.json and
     segment_themes.jsonl (and a small metrics file when asked)."""
-    from pipeline.embed import EmbeddingCache
+    from pipeline.embed import EmbeddingCache, stored_encoder
 
     segments = read_jsonl(segments_path)
     for lineno, seg in enumerate(segments, start=1):
@@ -334,7 +334,8 @@ def run(
     if not embeddings_path.exists():
         raise InputError(embeddings_path, "embedding cache not found (run the embed stage)")
     try:
-        vectors = EmbeddingCache(embeddings_path).embed([s["text"] for s in segments])
+        cache = EmbeddingCache(embeddings_path, stored_encoder(embeddings_path))
+        vectors = cache.embed([s["text"] for s in segments])
     except (OSError, ValueError, KeyError) as err:
         raise InputError(embeddings_path, f"unreadable embedding cache ({err})") from None
     result = build_themes(segments, vectors, params)

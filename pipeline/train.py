@@ -33,6 +33,7 @@ from pipeline.classifier.evaluate import (
 from pipeline.classifier.model import SegmentClassifier, fit_temperature, softmax
 from pipeline.classifier.persist import save_models
 from pipeline.classifier.vectors import Encode, row_vectors
+from pipeline.encoders import ENCODERS
 from pipeline.errors import InputError
 from pipeline.io import atomic_write, write_json
 
@@ -49,12 +50,14 @@ DEFAULTS: dict[str, Any] = {
     "sources_dir": "data/sources",
     "calibrate": True,  # temperature scaling on report-grouped internal CV
     "neutral_prior": 0.0,  # expected neutral share in evaluative parts; 0 = no prior shift
+    "stack": True,  # second sentiment stage over neighbours' and clauses' first-stage scores
+    "encoder": "mpnet",  # sentence encoder of both models: mpnet or minilm (pipeline.encoders)
     "finetune_steps": 0,  # contrastive fine-tuning steps for the final model; 0 = frozen
     "finetune_batch_size": 32,
     "finetune_lr": 3.0e-5,
     "finetune_frozen_layers": 3,
     "eval_finetune_steps": 0,  # fine-tuning steps inside each evaluation fold; 0 = frozen
-    "embedding_cache": "",  # optional .npz cache of frozen MiniLM vectors
+    "embedding_cache": "",  # optional .npz cache of the frozen encoder's vectors
 }
 
 
@@ -72,6 +75,9 @@ def _params(params: dict[str, Any] | None) -> dict[str, Any]:
         merged[key] = value
     if not merged["eval_seeds"] or not all(isinstance(s, int) for s in merged["eval_seeds"]):
         raise InputError("params", "train.eval_seeds must be a non-empty list of integers")
+    if merged["encoder"] not in ENCODERS:
+        raise InputError("params", f"train.encoder must be one of {', '.join(ENCODERS)}, "
+                                   f"got {merged['encoder']!r}")
     return merged
 
 
@@ -85,6 +91,7 @@ def make_classifier(params: dict[str, Any], calibrate: bool | None = None) -> Se
         context_weight=params["context_weight"],
         calibrate=params["calibrate"] if calibrate is None else calibrate,
         neutral_prior=params["neutral_prior"],
+        stack=params["stack"],
     )
 
 
@@ -105,13 +112,14 @@ def training_rows(label_paths: list[Path], params: dict[str, Any]) -> list[dict[
 
 
 def frozen_encoder(params: dict[str, Any]) -> tuple[Encode, Callable[[], None]]:
-    """The packaged MiniLM, through the embedding cache when one is configured."""
+    """The configured packaged encoder, through the embedding cache when one is set."""
     from pipeline.embed import EmbeddingCache, encode
 
+    name = params["encoder"]
     if params["embedding_cache"]:
-        cache = EmbeddingCache(params["embedding_cache"])
+        cache = EmbeddingCache(params["embedding_cache"], name)
         return cache.embed, cache.save
-    return encode, lambda: None
+    return (lambda texts: encode(texts, name)), lambda: None
 
 
 def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):
@@ -119,7 +127,7 @@ def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):
     from pipeline.embed import default_model_path
 
     return finetune_encoder(
-        default_model_path(),
+        default_model_path(params["encoder"]),
         [r["text"] for r in rows],
         [r["sentiment"] for r in rows],
         [r["qi"][0] for r in rows],
@@ -238,8 +246,9 @@ def train(
         "n_reports": len(reports),
         "seeds": params["eval_seeds"],
         "model_encoder": "fine-tuned in each fold" if params["eval_finetune_steps"] > 0
-        else "frozen MiniLM (the final model's fine-tuned sentiment vectors are not "
-             "re-trained per fold)" if params["finetune_steps"] > 0 else "frozen MiniLM",
+        else f"frozen {params['encoder']} (the final model's fine-tuned sentiment vectors are "
+             "not re-trained per fold)" if params["finetune_steps"] > 0
+        else f"frozen {params['encoder']}",
     }
     first_probs = None
     temperatures = None

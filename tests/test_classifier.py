@@ -358,7 +358,7 @@ def test_train_writes_models_metrics_plots_and_card(trained):
     assert (tmp / "models" / "MODEL_CARD.md").read_text().startswith("# Model card")
     on_disk = json.loads((tmp / "metrics" / "classifiers.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
-    for name in ("model", "tfidf_lr", "minilm_lr"):
+    for name in ("model", "tfidf_lr", "embedding_lr"):
         for key in ("macro_f1", "accuracy"):
             assert 0 <= on_disk[name]["sentiment"][key]["mean"] <= 1
         for key in ("top1", "top3", "top1_any", "area", "macro_f1"):
@@ -454,3 +454,67 @@ def test_train_rejects_bad_params_and_labels(tmp_path):
     bad.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "qi": ["11.1"]}) + "\n")
     with pytest.raises(InputError, match=r"bad\.labels\.jsonl: line 2: unknown QI code"):
         train([bad], tmp_path / "m", {"context_neutrals": False})
+
+
+# --- the stacked sentiment stage ------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "first", "last"), [
+    ("While the meetings were thorough, the records were brief.",
+     "the meetings were thorough", "the records were brief."),
+    ("Foster carers felt supported, but kinship carers waited months for help.",
+     "Foster carers felt supported", "kinship carers waited months for help."),
+    ("Plans were clear; however, reviews were often late.",
+     "Plans were clear", "reviews were often late."),
+    ("Assessments were of a high standard.",
+     "Assessments were of a high standard.", "Assessments were of a high standard."),
+    ("Staff were confident, but rarely, late.",  # a two-word piece is not a clause
+     "Staff were confident, but rarely, late.", "Staff were confident, but rarely, late."),
+])
+def test_clauses_split_concessions_and_contrasts(text, first, last):
+    assert F.clauses(text) == (first, last)
+
+
+def test_stack_features_read_neighbours_and_clause_clash():
+    from pipeline.classifier.model import stack_features
+
+    k = len(SENTIMENTS)
+    pos, neg = np.eye(k)[SENTIMENTS.index("positive")], np.eye(k)[SENTIMENTS.index("negative")]
+    rows = [{"report_id": "r", "part": "q1", "text": "a"}, {"report_id": "r", "part": "q1",
+                                                            "text": "b"}]
+    # row 0: one clause, positive; row 1: positive clause then negative clause
+    first = np.array([[*pos, *pos, *pos], [*neg, *pos, *neg]])
+    out = stack_features(rows, first)
+    assert np.array_equal(out[0, k: 2 * k], neg) and np.array_equal(out[1, :k], pos)
+    assert not out[0, :k].any() and not out[1, k: 2 * k].any()  # no row before / after
+    assert out[0, 4 * k] == 0 and out[0, 4 * k + 1] == 0  # not split: no clause features
+    assert out[1, 4 * k] == 1 and out[1, 4 * k + 1] == 1  # split, and the clauses clash
+
+
+def test_second_stage_needs_three_reports(tiny_model):
+    model, rows, vectors = tiny_model
+    assert model.stack_model_ is not None  # three reports
+    two = [i for i, r in enumerate(rows) if r["report_id"] in ("f01", "f02")]
+    small = SegmentClassifier(calibrate=False).fit(
+        [rows[i] for i in two], {k: v[two] for k, v in vectors.items()})
+    assert small.stack_model_ is None
+    sent, _ = small.predict_proba(rows[:5], {k: v[:5] for k, v in vectors.items()})
+    assert np.allclose(sent.sum(axis=1), 1)
+    off = SegmentClassifier(calibrate=False, stack=False).fit(rows, vectors)
+    assert off.stack_model_ is None
+
+
+def test_second_stage_keeps_the_first_stages_neutral(tiny_model):
+    model, rows, vectors = tiny_model
+    xs, _, words = model._matrices(rows, vectors)
+    first = model._stage1_probs(model.sentiment_model_, rows, xs, words, vectors)
+    final = np.exp(model._sentiment_logits(rows, vectors, xs, words))
+    neutral = SENTIMENTS.index("neutral")
+    assert np.allclose(final[:, neutral], first[:, neutral], atol=1e-6)
+    assert np.allclose(final.sum(axis=1), 1, atol=1e-6)
+
+
+def test_vectors_without_clauses_fall_back_to_the_sentence(tiny_model):
+    model, rows, vectors = tiny_model
+    bare = {k: v[:8] for k, v in vectors.items() if not k.startswith("clause_")}
+    sent, qi = model.predict_proba(rows[:8], bare)
+    assert sent.shape == (8, len(SENTIMENTS)) and np.allclose(qi.sum(axis=1), 1)

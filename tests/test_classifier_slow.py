@@ -30,7 +30,7 @@ def test_train_and_classify_with_a_fine_tuned_encoder(tmp_path):
         (labels / f"{rid}.labels.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     params = {
-        "eval_seeds": [0], "finetune_steps": 2, "finetune_batch_size": 8,
+        "eval_seeds": [0], "finetune_steps": 2, "finetune_batch_size": 8, "encoder": "minilm",
         "sources_dir": str(REPO / "data" / "sources"),
     }
     metrics = train([labels], tmp_path / "models", params,

@@ -55,8 +55,10 @@ def tfidf_baseline(train_rows, train_vecs, test_rows, test_vecs, seed):
     return _baseline_heads(train_rows, x_train, x_test)
 
 
-def minilm_baseline(train_rows, train_vecs, test_rows, test_vecs, seed):
-    """Frozen MiniLM sentence embeddings + logistic regression, text only."""
+def embedding_baseline(train_rows, train_vecs, test_rows, test_vecs, seed):
+    """Frozen sentence embeddings (the model's own encoder) + logistic regression, text
+    only: what the encoder alone gives, so the gap to the model is what the context,
+    cue and stacked features add."""
     return _baseline_heads(train_rows, train_vecs["text"], test_vecs["text"])
 
 
@@ -66,7 +68,7 @@ def _baseline_heads(train_rows, x_train, x_test):
     return sent, qi
 
 
-BASELINES: dict[str, Predictor] = {"tfidf_lr": tfidf_baseline, "minilm_lr": minilm_baseline}
+BASELINES: dict[str, Predictor] = {"tfidf_lr": tfidf_baseline, "embedding_lr": embedding_baseline}
 
 
 # --- protocol -------------------------------------------------------------------------

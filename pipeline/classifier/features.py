@@ -144,6 +144,8 @@ CUES: dict[str, re.Pattern[str]] = {
     "percent": _rx(r"\d+(\.\d+)?\s?%|\bper ?cent\b"),
     "number": _rx(r"\b\d[\d,.]*\b"),
     "question": _rx(r"\?\s*$"),
+    # "In reaching this view, we took account of:" introduces a list; it judges nothing.
+    "lead_in": _rx(r":\s*$"),
     "we_did": _rx(r"^\W*(we|our)\b"),
 }
 CUE_NAMES = (*CUES, "q_high_problem", "q_low_problem", "q_low_good", "log_words")
@@ -171,6 +173,35 @@ def one_hot(values: Sequence[str], vocabulary: Sequence[str]) -> np.ndarray:
         if value in index:
             out[i, index[value]] = 1.0
     return out
+
+
+# --- clauses -----------------------------------------------------------------------
+
+_LEADING_CONCESSION = re.compile(
+    r"^\W*(?:while|whilst|although|though|despite|even though|in spite of|notwithstanding)\b"
+    r"(.+?),\s+(.+)$", re.IGNORECASE)
+_CONTRAST_JOIN = re.compile(
+    r"(?:,|;)\s*(?:but|however|although|though|yet|whilst|while|despite|even though)\b,?\s*"
+    r"|\s+but\s+|;\s*", re.IGNORECASE)
+
+
+def clauses(text: str) -> tuple[str, str]:
+    """(first, last) clause of a sentence that sets one finding against another.
+
+    Why: a mixed finding is a positive clause and a negative one joined by a
+    concession ("While X, Y") or a contrast (", but"), and a whole-sentence vector
+    averages the two away. Scoring each side separately lets the second stage
+    see the conflict. A sentence without such a join is its own first and last
+    clause; pieces under three words (", but rarely,") are not clauses.
+    """
+    text = text.strip()
+    match = _LEADING_CONCESSION.match(text)
+    if match:
+        return match.group(1).strip(), match.group(2).strip()
+    pieces = [p.strip() for p in _CONTRAST_JOIN.split(text) if p and len(p.split()) >= 3]
+    if len(pieces) >= 2:
+        return pieces[0], pieces[-1]
+    return text, text
 
 
 # --- neighbours --------------------------------------------------------------------

@@ -23,9 +23,20 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
 from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
-from pipeline.classifier.features import EVALUATIVE_PARTS, dense_blocks, part_group, topic_heading
+from pipeline.classifier.features import (
+    EVALUATIVE_PARTS,
+    dense_blocks,
+    neighbour_index,
+    order_rows,
+    part_group,
+    topic_heading,
+)
 
 SENTIMENT_BLOCKS = ("text", "cues", "kind", "neighbours")
+NEUTRAL = SENTIMENTS.index("neutral")
+POSITIVE = SENTIMENTS.index("positive")
+NEGATIVE = SENTIMENTS.index("negative")
+MIN_STACK_REPORTS = 3  # the second stage needs out-of-report first-stage predictions
 QI_BLOCKS = ("text", "part", "kind", "heading", "neighbours", "block", "grade_hint")
 
 
@@ -170,6 +181,17 @@ class SegmentClassifier:
       of the neutral logit for segments of known evaluative parts. Off (0) by
       default: on the fictional reports any shift lost more true neutrals than it
       saved false ones.
+    - ``stack``: a second sentiment stage (stacked generalisation) that reads, beside
+      the first stage's features, the first stage's probabilities for the sentences
+      before and after (findings come in runs of one tone: a "however" sentence
+      turns against its predecessor) and for the first and last clause of a
+      contrastive sentence (a positive clause against a negative one is a mixed
+      finding). Its training inputs are out-of-report first-stage predictions, so
+      it learns how far to trust them on unseen text. Needs labels from at least
+      three reports; with fewer, the first stage alone decides. Neutral keeps the
+      first stage's probability: the context features say little about whether a
+      sentence evaluates at all, and with a handful of labelled neutrals the
+      second stage learned to never predict it.
     """
 
     def __init__(
@@ -183,6 +205,7 @@ class SegmentClassifier:
         tfidf_min_df: int = 2,
         calibrate: bool = True,
         neutral_prior: float = 0.0,
+        stack: bool = True,
         max_iter: int = 500,
     ):
         self.C_sentiment = C_sentiment
@@ -194,7 +217,14 @@ class SegmentClassifier:
         self.tfidf_min_df = tfidf_min_df
         self.calibrate = calibrate
         self.neutral_prior = neutral_prior
+        self.stack = stack
         self.max_iter = max_iter
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "C_sentiment", "C_qi", "second_code_weight", "area_smoothing",
+            "second_code_threshold", "context_weight", "tfidf_min_df", "calibrate",
+            "neutral_prior", "stack", "max_iter")}
 
     # --- features ------------------------------------------------------------------
 
@@ -221,16 +251,68 @@ class SegmentClassifier:
             ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, lowercase=True
         ).fit(texts)
         self.uses_finetuned_ = "text_ft" in vectors
+        vectors = with_clauses(vectors)
         xs, xq, words = self._matrices(rows, vectors)
         targets = self._sentiment_targets(rows)
         self.neutral_share_ = float(
             targets[:, SENTIMENTS.index("neutral")].sum() / max(targets.sum(), 1e-12))
         self.sentiment_model_, self.qi_model_ = self._fit_models(rows, xs, xq, words)
+        self.stack_model_ = self._fit_stack(rows, vectors, xs, words)
         self.sentiment_temperature_ = 1.0
         self.qi_temperature_ = 1.0
         if self.calibrate:
-            self._fit_temperatures(rows, xs, xq, words)
+            self._fit_temperatures(rows, vectors)
         return self
+
+    # --- the stacked sentiment stage ---------------------------------------------------
+
+    def _stage1_probs(self, model: SoftmaxRegression, rows, xs, words, vectors) -> np.ndarray:
+        """First-stage probabilities for the sentence and for its first and last clause,
+        side by side (3 x 4 columns)."""
+        width = vectors["text"].shape[1]
+        out = []
+        for key in ("text", "clause_first", "clause_last"):
+            x = xs.copy()
+            x[:, :width] = vectors[key]  # the text block comes first in SENTIMENT_BLOCKS
+            out.append(softmax(self._prior_shift(
+                rows, model.decision_function(x, words, len(SENTIMENTS)))))
+        return np.hstack(out)
+
+    def _fit_stack(self, rows, vectors, xs, words) -> SoftmaxRegression | None:
+        groups = np.array([str(r.get("report_id") or "") for r in rows])
+        if not self.stack or len(set(groups)) < MIN_STACK_REPORTS:
+            return None
+        k = len(SENTIMENTS)
+        first = np.zeros((len(rows), 3 * k))
+        for name in sorted(set(groups)):
+            held, kept = np.flatnonzero(groups == name), np.flatnonzero(groups != name)
+            targets = self._sentiment_targets([rows[i] for i in kept])
+            if (targets.sum(axis=0) > 0).sum() < 2:
+                return None
+            model = SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
+                xs[kept], words[kept], targets)
+            first[held] = self._stage1_probs(
+                model, [rows[i] for i in held], xs[held], words[held],
+                {key: v[held] for key, v in vectors.items()})
+        x2 = np.hstack([xs, stack_features(rows, first)])
+        return SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
+            x2, words, self._sentiment_targets(rows))
+
+    def _sentiment_logits(self, rows, vectors, xs, words, first_model=None, stack_model=None):
+        """Log-probabilities of the four classes (before temperature)."""
+        first_model = first_model or self.sentiment_model_
+        stack_model = stack_model if stack_model is not None else getattr(
+            self, "stack_model_", None)
+        first = self._stage1_probs(first_model, rows, xs, words, vectors)
+        p1 = first[:, : len(SENTIMENTS)]
+        if stack_model is None:
+            return np.log(np.clip(p1, 1e-12, None))
+        x2 = np.hstack([xs, stack_features(rows, first)])
+        p2 = softmax(stack_model.decision_function(x2, words, len(SENTIMENTS)))
+        p2[:, NEUTRAL] = 0.0
+        p2 = p2 / np.clip(p2.sum(axis=1, keepdims=True), 1e-12, None) * (1 - p1[:, [NEUTRAL]])
+        p2[:, NEUTRAL] = p1[:, NEUTRAL]
+        return np.log(np.clip(p2, 1e-12, None))
 
     def set_temperatures(self, sentiment: float, qi: float):
         """Temperatures measured elsewhere (the train stage's out-of-report predictions)."""
@@ -275,22 +357,30 @@ class SegmentClassifier:
         qi = SoftmaxRegression(C=self.C_qi, max_iter=self.max_iter).fit(xq, words, qi_targets)
         return sent, qi
 
-    def _fit_temperatures(self, rows, xs, xq, words) -> None:
-        """One temperature per model from report-grouped out-of-fold logits."""
+    def _fit_temperatures(self, rows, vectors) -> None:
+        """One temperature per model from report-grouped out-of-fold logits.
+
+        Each held-out report is scored by a whole uncalibrated classifier fitted on
+        the others, stacked stage included, so the temperatures see what unseen
+        text will see.
+        """
         groups = np.array([str(r.get("report_id") or "") for r in rows])
         names = sorted(set(groups))
         if len(names) < 3:
             return
         sent_logits, qi_logits = [], []
         order = []
+        params = {**self.get_params(), "calibrate": False}
         for name in names:
             held = np.flatnonzero(groups == name)
             kept = np.flatnonzero(groups != name)
-            sent, qi = self._fit_models([rows[i] for i in kept], xs[kept], xq[kept], words[kept])
-            sent_logits.append(self._prior_shift(
-                [rows[i] for i in held],
-                sent.decision_function(xs[held], words[held], len(SENTIMENTS))))
-            qi_logits.append(qi.decision_function(xq[held], words[held], len(QI_CODES)))
+            inner = SegmentClassifier(**params).fit(
+                [rows[i] for i in kept], {key: v[kept] for key, v in vectors.items()})
+            held_rows = [rows[i] for i in held]
+            held_vectors = {key: v[held] for key, v in vectors.items()}
+            xs, xq, words = inner._matrices(held_rows, held_vectors)
+            sent_logits.append(inner._sentiment_logits(held_rows, held_vectors, xs, words))
+            qi_logits.append(inner.qi_model_.decision_function(xq, words, len(QI_CODES)))
             order.extend(held)
         sent_true = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in order])
         qi_true = np.array([QI_CODES.index(rows[i]["qi"][0]) for i in order])
@@ -317,9 +407,9 @@ class SegmentClassifier:
         """(sentiment probabilities in SENTIMENTS order, QI probabilities in QI_CODES order)."""
         if not rows:
             return np.zeros((0, len(SENTIMENTS))), np.zeros((0, len(QI_CODES)))
+        vectors = with_clauses(vectors)
         xs, xq, words = self._matrices(rows, vectors)
-        sent = self._prior_shift(
-            rows, self.sentiment_model_.decision_function(xs, words, len(SENTIMENTS)))
+        sent = self._sentiment_logits(rows, vectors, xs, words)
         qi = self.qi_model_.decision_function(xq, words, len(QI_CODES))
         return (softmax(sent / self.sentiment_temperature_),
                 softmax(qi / self.qi_temperature_))
@@ -366,6 +456,37 @@ def fit_temperature(logits: np.ndarray, true: np.ndarray) -> float:
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def with_clauses(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Vectors with clause vectors present (the sentence's own where none were given)."""
+    out = dict(vectors)
+    for key in ("clause_first", "clause_last"):
+        out.setdefault(key, vectors["text"])
+    return out
+
+
+def stack_features(rows: Sequence[dict[str, Any]], first: np.ndarray) -> np.ndarray:
+    """Second-stage inputs from first-stage probabilities (``_stage1_probs`` layout):
+    the previous and next sentence's, each clause's when the sentence has two, and
+    the clash between them (positive then negative, or the reverse)."""
+    k = len(SENTIMENTS)
+    sentence, first_clause, last_clause = first[:, :k], first[:, k: 2 * k], first[:, 2 * k:]
+    prev, nxt = neighbour_index(order_rows(rows))
+    out = np.zeros((len(rows), 4 * k + 2))
+    for i in range(len(rows)):
+        if prev[i] >= 0:
+            out[i, :k] = sentence[prev[i]]
+        if nxt[i] >= 0:
+            out[i, k: 2 * k] = sentence[nxt[i]]
+    split = np.any(np.abs(first_clause - last_clause) > 1e-9, axis=1).astype(float)[:, None]
+    out[:, 2 * k: 3 * k] = split * first_clause
+    out[:, 3 * k: 4 * k] = split * last_clause
+    clash = (first_clause[:, POSITIVE] * last_clause[:, NEGATIVE]
+             + first_clause[:, NEGATIVE] * last_clause[:, POSITIVE])
+    out[:, 4 * k] = split[:, 0] * clash
+    out[:, 4 * k + 1] = split[:, 0]
+    return out
 
 
 def heading_texts(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -1,9 +1,11 @@
-"""Sentence vectors for rows: each distinct text and heading is encoded once.
+"""Sentence vectors for rows: each distinct text, heading and clause is encoded once.
 
-The frozen MiniLM vectors feed both models (and can come from the pipeline's
-embedding cache); a fine-tuned encoder, when trained, adds a second text vector
-that only the sentiment model reads, because fine-tuning for sentiment was found
-to blur the topical distinctions the QI model needs.
+The frozen encoder's vectors feed both models (and can come from the pipeline's
+embedding cache); the clause vectors (first and last clause of a contrastive
+sentence, see ``features.clauses``) feed the sentiment model's second stage. A
+fine-tuned encoder, when trained, adds a second text vector that only the
+sentiment model reads, because fine-tuning for sentiment was found to blur the
+topical distinctions the QI model needs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.classifier.features import topic_heading
+from pipeline.classifier.features import clauses, topic_heading
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -34,11 +36,16 @@ def _lookup(values: Sequence[str], encode: Encode, dim: int | None = None) -> np
 def row_vectors(
     rows: Sequence[dict[str, Any]], frozen: Encode, finetuned: Encode | None = None
 ) -> dict[str, np.ndarray]:
-    """``text`` and ``heading`` from the frozen encoder; ``text_ft`` from the tuned one."""
+    """``text``, ``heading``, ``clause_first`` and ``clause_last`` from the frozen
+    encoder; ``text_ft`` from the tuned one."""
     texts = [str(r.get("text") or "") for r in rows]
     headings = [topic_heading(r.get("subsection")) for r in rows]
-    both = _lookup([*texts, *headings], frozen)
-    out = {"text": both[: len(rows)], "heading": both[len(rows):]}
+    split = [clauses(t) for t in texts]
+    n = len(rows)
+    every = _lookup([*texts, *headings, *(c[0] for c in split), *(c[1] for c in split)],
+                    frozen)
+    out = {"text": every[:n], "heading": every[n: 2 * n], "clause_first": every[2 * n: 3 * n],
+           "clause_last": every[3 * n:]}
     if finetuned is not None:
         out["text_ft"] = _lookup(texts, finetuned)
     return out
