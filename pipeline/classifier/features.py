@@ -141,6 +141,13 @@ CUES: dict[str, re.Pattern[str]] = {
                   r"many|all)\b"),
     "q_low": _rx(r"\b(few|a few|less than half|fewer than half|a small number|some|minority|"
                  r"only|just under half|one in \w+)\b"),
+    # A shortfall met by work already under way is the reports' usual "mixed" finding:
+    # "..., and a revised standard was being rolled out".
+    "underway": _rx(r"\b(being (rolled out|developed|introduced|reviewed|tested)|"
+                    r"(was|were|had been) (testing|piloting|developing|working)|"
+                    r"(had|have) (begun|started|commissioned|agreed|recognised|acknowledged)|"
+                    r"at an early stage|early steps|due to (open|start|begin)|recently|"
+                    r"working (together )?on|plans? to|hoped)\b"),
     "percent": _rx(r"\d+(\.\d+)?\s?%|\bper ?cent\b"),
     "number": _rx(r"\b\d[\d,.]*\b"),
     "question": _rx(r"\?\s*$"),
@@ -148,7 +155,8 @@ CUES: dict[str, re.Pattern[str]] = {
     "lead_in": _rx(r":\s*$"),
     "we_did": _rx(r"^\W*(we|our)\b"),
 }
-CUE_NAMES = (*CUES, "q_high_problem", "q_low_problem", "q_low_good", "log_words")
+CUE_NAMES = (*CUES, "q_high_problem", "q_low_problem", "q_low_good", "problem_underway",
+             "log_words")
 
 
 def cue_features(texts: Sequence[str]) -> np.ndarray:
@@ -160,6 +168,7 @@ def cue_features(texts: Sequence[str]) -> np.ndarray:
         counts["q_high_problem"] = float(counts["q_high"] > 0) * bad
         counts["q_low_problem"] = float(counts["q_low"] > 0) * bad
         counts["q_low_good"] = float(counts["q_low"] > 0) * (1.0 - bad)
+        counts["problem_underway"] = float(counts["underway"] > 0) * bad
         counts["log_words"] = min(np.log1p(len(text.split())) / 4.0, 1.5)
         out[i] = [counts[name] for name in CUE_NAMES]
     return out
