@@ -26,10 +26,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DEFAULT_ENCODER = "minilm"
 
 
-def default_model_path(encoder: str = DEFAULT_ENCODER) -> str:
-    return model_path(encoder)
-
-
 @lru_cache(maxsize=4)
 def load_encoder(encoder: str = DEFAULT_ENCODER) -> Any:
     """Load (once per process) the named encoder from its local folder."""

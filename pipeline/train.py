@@ -124,10 +124,10 @@ def frozen_encoder(params: dict[str, Any]) -> tuple[Encode, Callable[[], None]]:
 
 def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):
     from pipeline.classifier.finetune import finetune_encoder
-    from pipeline.embed import default_model_path
+    from pipeline.encoders import model_path
 
     return finetune_encoder(
-        default_model_path(params["encoder"]),
+        model_path(params["encoder"]),
         [r["text"] for r in rows],
         [r["sentiment"] for r in rows],
         [r["qi"][0] for r in rows],
