@@ -109,7 +109,7 @@ def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any])
     from pipeline.io import read_jsonl
 
     texts = [row["text"] for row in read_jsonl(segments_path)]
-    cache = EmbeddingCache(out_path, check_name(params["encoder"]))
+    cache = EmbeddingCache(out_path, check_name(params["encoder"], "embed.encoder"))
     cache.embed(texts, batch_size=params["batch_size"])
     cache.save(keep=texts)
     return len(texts)

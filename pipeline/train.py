@@ -33,7 +33,7 @@ from pipeline.classifier.evaluate import (
 from pipeline.classifier.model import SegmentClassifier, fit_temperature, softmax
 from pipeline.classifier.persist import save_models
 from pipeline.classifier.vectors import Encode, row_vectors
-from pipeline.encoders import ENCODERS
+from pipeline.encoders import check_name
 from pipeline.errors import InputError
 from pipeline.io import atomic_write, write_json
 
@@ -75,9 +75,7 @@ def _params(params: dict[str, Any] | None) -> dict[str, Any]:
         merged[key] = value
     if not merged["eval_seeds"] or not all(isinstance(s, int) for s in merged["eval_seeds"]):
         raise InputError("params", "train.eval_seeds must be a non-empty list of integers")
-    if merged["encoder"] not in ENCODERS:
-        raise InputError("params", f"train.encoder must be one of {', '.join(ENCODERS)}, "
-                                   f"got {merged['encoder']!r}")
+    check_name(merged["encoder"], "train.encoder")
     return merged
 
 

@@ -13,6 +13,7 @@ estimator so that it can be frozen, fine-tuned or cached without touching this.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -221,10 +222,9 @@ class SegmentClassifier:
         self.max_iter = max_iter
 
     def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (
-            "C_sentiment", "C_qi", "second_code_weight", "area_smoothing",
-            "second_code_threshold", "context_weight", "tfidf_min_df", "calibrate",
-            "neutral_prior", "stack", "max_iter")}
+        """The constructor's parameters (scikit-learn convention), read off its signature."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
 
     # --- features ------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class SegmentClassifier:
         xs, xq, words = self._matrices(rows, vectors)
         targets = self._sentiment_targets(rows)
         self.neutral_share_ = float(
-            targets[:, SENTIMENTS.index("neutral")].sum() / max(targets.sum(), 1e-12))
+            targets[:, NEUTRAL].sum() / max(targets.sum(), 1e-12))
         self.sentiment_model_, self.qi_model_ = self._fit_models(rows, xs, xq, words)
         self.stack_model_ = self._fit_stack(rows, vectors, xs, words)
         self.sentiment_temperature_ = 1.0
@@ -298,12 +298,10 @@ class SegmentClassifier:
         return SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
             x2, words, self._sentiment_targets(rows))
 
-    def _sentiment_logits(self, rows, vectors, xs, words, first_model=None, stack_model=None):
+    def _sentiment_logits(self, rows, vectors, xs, words):
         """Log-probabilities of the four classes (before temperature)."""
-        first_model = first_model or self.sentiment_model_
-        stack_model = stack_model if stack_model is not None else getattr(
-            self, "stack_model_", None)
-        first = self._stage1_probs(first_model, rows, xs, words, vectors)
+        stack_model = getattr(self, "stack_model_", None)  # absent in older model files
+        first = self._stage1_probs(self.sentiment_model_, rows, xs, words, vectors)
         p1 = first[:, : len(SENTIMENTS)]
         if stack_model is None:
             return np.log(np.clip(p1, 1e-12, None))
@@ -396,7 +394,7 @@ class SegmentClassifier:
             share / (1 - share))
         evaluative = np.array([part_group(r.get("part")) in EVALUATIVE_PARTS for r in rows])
         out = logits.copy()
-        out[evaluative, SENTIMENTS.index("neutral")] += shift
+        out[evaluative, NEUTRAL] += shift
         return out
 
     # --- prediction --------------------------------------------------------------------
