@@ -37,9 +37,8 @@ class Models:
         return str((self.info.get("params") or {}).get("encoder") or "minilm")
 
     def encoders(self, frozen: Encode | None = None) -> tuple[Encode, Encode | None]:
-        from pipeline.embed import encode
+        from pipeline.embed import EmbeddingCache
 
-        name = self.encoder
         tuned = None
         if self.finetuned is not None:
             from pipeline.classifier.finetune import encode_with
@@ -47,7 +46,7 @@ class Models:
             def tuned(texts: list[str]) -> np.ndarray:
                 return encode_with(self.finetuned, texts)
 
-        return frozen or (lambda texts: encode(texts, name)), tuned
+        return frozen or EmbeddingCache(None, self.encoder), tuned
 
 
 def load_models(model_dir: Path) -> Models:
@@ -70,9 +69,9 @@ def load_models(model_dir: Path) -> Models:
 def classify(
     segments: list[dict], models: Models, frozen_encoder: Encode | None = None
 ) -> list[dict]:
-    """Segments with predictions added; ``frozen_encoder`` may be an embedding cache's
-    ``embed`` (filled by the models' encoder) so that vectors already computed for
-    the corpus are reused."""
+    """Segments with predictions added; ``frozen_encoder`` may be an embedding cache
+    filled by the models' encoder, so that vectors already computed for the corpus
+    are reused."""
     if not segments:
         return []
     frozen, tuned = models.encoders(frozen_encoder)

@@ -8,52 +8,34 @@ cache filled by another encoder is ignored rather than mixed in.
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.encoders import DIMENSIONS, check_name, model_path
+from pipeline import encoder_runtime
+from pipeline.encoders import DIMENSIONS, check_name
 from pipeline.io import atomic_write, text_hash
-
-# Set before sentence-transformers / transformers are imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_ENCODER = "minilm"
 
 
-@lru_cache(maxsize=4)
-def load_encoder(encoder: str = DEFAULT_ENCODER) -> Any:
-    """Load (once per process) the named encoder from its local folder."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(model_path(encoder), device="cpu")
-
-
 def encode(
-    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 32
+    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 16
 ) -> np.ndarray:
     """Unit-normalised embeddings, one row per text, float32."""
     if not texts:
         return np.zeros((0, DIMENSIONS[encoder]), dtype=np.float32)
-    model = load_encoder(encoder)
-    vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    return encoder_runtime.load(encoder).encode(texts, batch_size=batch_size)[0]
 
 
 class EmbeddingCache:
-    """A text-hash -> vector store in one ``.npz`` file.
+    """A text-hash -> vector store in one ``.npz`` file; call it to embed texts.
 
     Why one file: DVC tracks it as a single output, and a corpus of 32 reports is
-    about 15,000 sentences (22 MB), small enough to load whole.
+    about 15,000 sentences (22 MB), small enough to load whole. Span vectors
+    (a clause pooled from its sentence's pass, see ``spans``) are stored under a
+    key of the text and the offsets. With no path it is an in-memory store.
     """
 
     def __init__(self, path: str | Path | None, encoder: str = DEFAULT_ENCODER):
@@ -65,7 +47,10 @@ class EmbeddingCache:
                 for key, vec in zip(data["keys"], data["vectors"], strict=True):
                     self._vectors[str(key)] = vec
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
         keys = [text_hash(t) for t in texts]
         missing = sorted(
             {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
@@ -74,7 +59,29 @@ class EmbeddingCache:
             new = encode([t for _, t in missing], self.encoder, batch_size)
             for (key, _), vec in zip(missing, new, strict=True):
                 self._vectors[key] = vec
-        if not texts:
+        return self._stack(keys)
+
+    def spans(self, texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
+        """One vector per (text, span): the span's tokens pooled out of the whole text's
+        pass; offsets are into the text with surrounding whitespace stripped. The
+        texts' own vectors are stored on the way."""
+        keys = [_span_key(t, s) for t, s in zip(texts, spans, strict=True)]
+        wanted: dict[str, list[tuple[int, int]]] = {}
+        for key, text, span in zip(keys, texts, spans, strict=True):
+            if key not in self._vectors:
+                wanted.setdefault(text, []).append(span)
+        if wanted:
+            todo = sorted(wanted)
+            vectors, pooled = encoder_runtime.load(self.encoder).encode(
+                todo, [wanted[t] for t in todo])
+            for text, vec, span_vecs in zip(todo, vectors, pooled, strict=True):
+                self._vectors[text_hash(text)] = vec
+                for span, span_vec in zip(wanted[text], span_vecs, strict=True):
+                    self._vectors[_span_key(text, span)] = span_vec
+        return self._stack(keys)
+
+    def _stack(self, keys: list[str]) -> np.ndarray:
+        if not keys:
             return np.zeros((0, DIMENSIONS[self.encoder]), dtype=np.float32)
         return np.stack([self._vectors[k] for k in keys])
 
@@ -95,13 +102,17 @@ class EmbeddingCache:
                      encoder=np.array(self.encoder))
 
 
+def _span_key(text: str, span: tuple[int, int]) -> str:
+    return text_hash(f"{text.strip()}\x1f{span[0]}:{span[1]}")
+
+
 def stored_encoder(path: str | Path) -> str:
     """The encoder that filled a cache file (caches written before it was recorded: MiniLM)."""
     with np.load(path, allow_pickle=False) as data:
         return str(data["encoder"]) if "encoder" in data.files else "minilm"
 
 
-DEFAULTS: dict[str, Any] = {"batch_size": 32, "encoder": DEFAULT_ENCODER}
+DEFAULTS: dict[str, Any] = {"batch_size": 16, "encoder": DEFAULT_ENCODER}
 
 
 def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any]) -> int:

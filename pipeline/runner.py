@@ -41,7 +41,7 @@ def classify_file(
     if embeddings and Path(embeddings).exists() \
             and embed.stored_encoder(embeddings) == models.encoder:
         cache = embed.EmbeddingCache(embeddings, models.encoder)
-    rows = classify.classify(read_jsonl(segments_path), models, cache.embed if cache else None)
+    rows = classify.classify(read_jsonl(segments_path), models, cache)
     write_jsonl(out_path, rows)
     return len(rows)
 

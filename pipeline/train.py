@@ -111,13 +111,10 @@ def training_rows(label_paths: list[Path], params: dict[str, Any]) -> list[dict[
 
 def frozen_encoder(params: dict[str, Any]) -> tuple[Encode, Callable[[], None]]:
     """The configured packaged encoder, through the embedding cache when one is set."""
-    from pipeline.embed import EmbeddingCache, encode
+    from pipeline.embed import EmbeddingCache
 
-    name = params["encoder"]
-    if params["embedding_cache"]:
-        cache = EmbeddingCache(params["embedding_cache"], name)
-        return cache.embed, cache.save
-    return (lambda texts: encode(texts, name)), lambda: None
+    cache = EmbeddingCache(params["embedding_cache"] or None, params["encoder"])
+    return cache, cache.save
 
 
 def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):

@@ -474,6 +474,48 @@ def test_clauses_split_concessions_and_contrasts(text, first, last):
     assert F.clauses(text) == (first, last)
 
 
+def test_clause_spans_are_the_clauses_offsets():
+    text = "  While the meetings were thorough, the records were brief. "
+    (a, b), (c, d) = F.clause_spans(text)
+    assert (text.strip()[a:b], text.strip()[c:d]) == F.clauses(text)
+    assert F.clause_spans("Assessments were of a high standard.") is None
+
+
+class SpanEncoder:
+    """A hashing encoder that can also pool spans (as the packaged encoders do): span
+    vectors are marked so the test can see where each clause vector came from."""
+
+    def __init__(self):
+        self.span_calls = 0
+
+    def __call__(self, texts):
+        return hashing_encoder(texts)
+
+    def spans(self, texts, spans):
+        self.span_calls += 1
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, (text, (start, end)) in enumerate(zip(texts, spans, strict=True)):
+            out[i] = hashing_encoder([text.strip()[start:end] + " span"])[0]
+        return out
+
+
+def test_row_vectors_pool_clauses_when_the_encoder_can():
+    rows = [{"text": "Plans were clear; however, reviews were often late."},
+            {"text": "Assessments were of a high standard."}]
+    encoder = SpanEncoder()
+    vecs = row_vectors(rows, encoder)
+    assert encoder.span_calls == 1
+    assert np.allclose(vecs["clause_first"][0], hashing_encoder(["Plans were clear span"])[0])
+    assert np.allclose(vecs["clause_last"][0],
+                       hashing_encoder(["reviews were often late. span"])[0])
+    # a sentence without a contrast is its own clause
+    assert np.array_equal(vecs["clause_first"][1], vecs["text"][1])
+    assert np.array_equal(vecs["clause_last"][1], vecs["text"][1])
+    # a plain function encodes each clause as a text of its own
+    plain = row_vectors(rows, hashing_encoder)
+    assert np.allclose(plain["clause_first"][0], hashing_encoder(["Plans were clear"])[0])
+
+
 def test_stack_features_read_neighbours_and_clause_clash():
     from pipeline.classifier.model import stack_features
 

@@ -84,3 +84,114 @@ def test_mpnet_encodes():
     vecs = encode(["Most children were safe.", "Few plans were reviewed."], "mpnet")
     assert vecs.shape == (2, 768)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
+
+
+# --- the runtime: ONNX export, pooling, spans ---------------------------------------
+
+TEXTS = ["Most children were safe.", "  Few plans were reviewed on time.  ",
+         "While most plans were good, few were reviewed.", " ".join(["word"] * 400)]
+
+
+@pytest.fixture()
+def runtime_cache(tmp_path, monkeypatch):
+    """A fresh cache folder (so the ONNX file is exported in the test) and fresh loaders."""
+    from pipeline import encoder_runtime
+
+    monkeypatch.setenv("INSPECTIONS_CACHE", str(tmp_path))
+    encoder_runtime._load.cache_clear()
+    yield tmp_path
+    encoder_runtime._load.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["minilm", pytest.param("mpnet", marks=pytest.mark.slow)])
+def test_onnx_and_torch_give_the_same_vectors(name, request, monkeypatch):
+    """ONNX Runtime is an implementation detail: the vectors are PyTorch's, truncation of
+    a text longer than the model reads and stripped whitespace included."""
+    from pipeline import encoder_runtime
+    from pipeline.embed import encode
+
+    if name == "minilm":  # a fresh export; mpnet's unpacked model and export are reused
+        request.getfixturevalue("runtime_cache")
+    encoder_runtime._load.cache_clear()
+    fast = encode(TEXTS, name)
+    assert list((encoders.cache_root() / "onnx").glob(f"{name}-*.onnx"))
+    monkeypatch.setenv("INSPECTIONS_RUNTIME", "torch")
+    slow = encode(TEXTS, name)
+    encoder_runtime._load.cache_clear()
+    assert fast.dtype == np.float32 and fast.shape == (len(TEXTS), encoders.DIMENSIONS[name])
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+    assert (fast * slow).sum(axis=1).min() > 0.9999
+
+
+def test_the_export_happens_once_and_leaves_no_partial_file(runtime_cache):
+    from pipeline import encoder_runtime
+
+    encoder_runtime.load("minilm")
+    exported = list((runtime_cache / "onnx").iterdir())
+    assert len(exported) == 1 and exported[0].suffix == ".onnx"  # no .export- leftovers
+    stamp = exported[0].stat().st_mtime_ns
+    encoder_runtime._load.cache_clear()
+    encoder_runtime.load("minilm")
+    assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_a_damaged_export_says_how_to_recover(runtime_cache):
+    from pipeline import encoder_runtime
+
+    encoder_runtime.load("minilm")
+    (exported,) = (runtime_cache / "onnx").iterdir()
+    exported.write_bytes(b"not an onnx graph")
+    encoder_runtime._load.cache_clear()
+    with pytest.raises(InputError, match="delete it to export again") as err:
+        encoder_runtime.load("minilm")
+    assert exported.name in str(err.value)
+
+
+def test_an_unknown_runtime_is_refused(monkeypatch):
+    from pipeline import encoder_runtime
+
+    monkeypatch.setenv("INSPECTIONS_RUNTIME", "tensorflow")
+    with pytest.raises(InputError, match="unknown runtime 'tensorflow'"):
+        encoder_runtime.runtime()
+
+
+def test_a_model_with_other_pooling_is_refused(tmp_path):
+    from pipeline.encoder_runtime import check_layout
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(
+        '[{"type": "sentence_transformers.models.Transformer"},'
+        ' {"type": "sentence_transformers.models.Pooling"}]')
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    with pytest.raises(InputError, match="unsupported pooling"):
+        check_layout(tmp_path)
+
+
+def test_spans_are_pooled_from_the_sentence_pass(runtime_cache, monkeypatch):
+    """A clause's vector is its tokens' share of the whole sentence's pass: one forward
+    pass per sentence, stored in the cache with the sentence's own vector."""
+    from pipeline import encoder_runtime
+    from pipeline.embed import EmbeddingCache
+
+    encoder = encoder_runtime.load("minilm")
+    calls = []
+    forward = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda ids, mask: calls.append(ids.shape) or
+                        forward(ids, mask))
+    text = "While most plans were good, few were reviewed."
+    first, last = (0, text.index(",")), (text.index("few"), len(text))
+    cache = EmbeddingCache(None, "minilm")
+    vecs = cache.spans([text, text], [first, last])
+    assert len(calls) == 1 and vecs.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    whole = cache([text])[0]
+    assert len(calls) == 1  # the sentence's vector came with the spans
+    assert (vecs @ whole).min() > 0.5 and (vecs[0] @ vecs[1]) < 0.99
+    # the same spans again come from the cache; a span beyond the truncated tokens
+    # falls back to the sentence's vector
+    cache.spans([text], [first])
+    assert len(calls) == 1
+    long_text = " ".join(["word"] * 400) + " tail clause here"
+    _, (tail,) = encoder.encode([long_text], [[(len(long_text) - 16, len(long_text))]])
+    assert np.allclose(tail, encoder.encode([long_text])[0][0])

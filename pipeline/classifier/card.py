@@ -81,6 +81,7 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "reads the features above. The second reads them again beside the first stage's "
         "probabilities for the previous and next sentence and for the first and last "
         "clause of a contrastive sentence ('While X, Y', 'X, but Y'), and their clash. "
+        "A clause's vector is its tokens pooled out of the whole sentence's pass. "
         "Its training inputs are out-of-report first-stage predictions. Neutral keeps the "
         "first stage's probability."
         if params.get("stack") else "- One sentiment stage (`train.stack` is off)."

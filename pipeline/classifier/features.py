@@ -213,6 +213,17 @@ def clauses(text: str) -> tuple[str, str]:
     return text, text
 
 
+def clause_spans(text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Character offsets of ``clauses(text)`` in the stripped text; None when the
+    sentence sets nothing against anything (it is its own clause)."""
+    text = text.strip()
+    first, last = clauses(text)
+    if first == text and last == text:
+        return None
+    start, end = text.find(first), text.rfind(last)
+    return (start, start + len(first)), (end, end + len(last))
+
+
 # --- neighbours --------------------------------------------------------------------
 
 def neighbour_index(rows: Sequence[dict[str, Any]]) -> tuple[list[int], list[int]]:
