@@ -149,8 +149,8 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "- On real text, findings that read like plain description (what a committee does, "
         "how leaders are organised) can come out neutral; `train.neutral_prior` shifts the "
         "neutral prior for evaluative parts if that proves common.",
-        "- Speed: the mpnet encoder reads about 18 sentences/s on two CPU cores, so "
-        "classifying a new 400-sentence report takes about 25 s, most of it encoding; "
+        "- Speed: on two CPU cores, classifying a new 400-sentence report takes about "
+        "19 s, almost all of it mpnet encoding (through ONNX Runtime); "
         "`train.encoder: minilm` is about 7 times faster and 0.03-0.04 less accurate on "
         "sentiment (see the README's measured figures).",
         "- Labels are one writer's; a second annotator agreed on about 97% of sentiments and "
