@@ -84,9 +84,11 @@ def main() -> None:
         model_dir = out / ("m3" if args.finetune_steps else "m1")
         models = timed("load models", lambda: load_models(model_dir))
         segments = report_segments(args.labels, args.sources)
-        cold = [timed(f"classify a {len(segments)}-sentence report (cold: encodes every "
-                      f"sentence), run {k + 1}", lambda: seconds(classify, segments, models))
-                for k in range(3)]
+        cold = []
+        for k in range(3):
+            cold.append(seconds(classify, segments, models))
+            print(f"{f'classify {len(segments)} sentences (cold: encodes all), run {k + 1}':58s} "
+                  f"{cold[-1]:7.1f} s", flush=True)
         print(f"{'classify cold, median of 3':58s} {statistics.median(cold):7.1f} s")
         from pipeline.embed import EmbeddingCache
 

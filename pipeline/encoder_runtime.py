@@ -24,9 +24,7 @@ module chain is refused rather than encoded wrongly.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.io import atomic_write, read_json
 
 # Set before sentence-transformers / transformers are imported anywhere: models are
 # only ever loaded from local folders.
@@ -58,24 +57,17 @@ def runtime() -> str:
     return name
 
 
-def _read_json(path: Path) -> dict | list:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(path, f"unreadable encoder config ({err})") from None
-
-
 def check_layout(model_dir: Path) -> tuple[int, bool]:
     """(max tokens, normalised?) of a Transformer -> mean Pooling [-> Normalize] model."""
     modules = [str(m.get("type", "")).rsplit(".", 1)[-1]
-               for m in _read_json(model_dir / "modules.json")]
+               for m in read_json(model_dir / "modules.json")]
     if modules[:2] != ["Transformer", "Pooling"] or modules[2:] not in ([], ["Normalize"]):
         raise InputError(model_dir, f"unsupported encoder modules {modules}")
-    pooling = _read_json(model_dir / "1_Pooling" / "config.json")
+    pooling = read_json(model_dir / "1_Pooling" / "config.json")
     modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode") and v)
     if modes != ["pooling_mode_mean_tokens"]:
         raise InputError(model_dir, f"unsupported pooling {modes}")
-    config = _read_json(model_dir / "sentence_bert_config.json")
+    config = read_json(model_dir / "sentence_bert_config.json")
     return int(config.get("max_seq_length") or 512), modules[2:] == ["Normalize"]
 
 
@@ -109,20 +101,11 @@ def export(model_dir: Path, target: Path) -> Path:
                        padding=True, return_tensors="pt")
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "hidden": {0: "batch", 1: "tokens"}}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (sample["input_ids"], sample["attention_mask"]), tmp,
-                              input_names=["input_ids", "attention_mask"],
-                              output_names=["hidden"], dynamic_axes=axes, opset_version=OPSET,
-                              dynamo=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(target, "wb") as fh, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (sample["input_ids"], sample["attention_mask"]), fh,
+                          input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return target
 
 
