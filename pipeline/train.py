@@ -24,6 +24,7 @@ from pipeline.classifier.data import read_labels, source_neutrals
 from pipeline.classifier.evaluate import (
     BASELINES,
     Predictor,
+    bootstrap_intervals,
     confusion_rows,
     evaluate_all,
     headline,
@@ -257,6 +258,8 @@ def train(
         metrics["headline"] = {name: headline(results[name]) for name in predictors}
         metrics["gap_vs_baselines"] = {b: paired_gaps(results, "model", b) for b in BASELINES}
         first_probs = probs["model"]
+        metrics["intervals"] = {"level": 0.95, "resamples": 1000, "model": bootstrap_intervals(
+            rows, *first_probs, n_boot=1000, level=0.95, seed=params["seed"])}
         temperatures, metrics["calibration"] = calibration(rows, first_probs, params)
     elif evaluate:
         metrics["note"] = "leave-one-report-out needs labels from at least two reports"

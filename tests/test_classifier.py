@@ -17,8 +17,15 @@ import skops.io as sio
 
 from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
 from pipeline.classifier import features as F
-from pipeline.classifier.data import read_label_file, read_labels, source_neutrals, split_sentences
+from pipeline.classifier.data import (
+    is_neutral_lead_in,
+    read_label_file,
+    read_labels,
+    source_neutrals,
+    split_sentences,
+)
 from pipeline.classifier.evaluate import (
+    bootstrap_intervals,
     loro_predictions,
     qi_metrics,
     second_code_metrics,
@@ -122,6 +129,35 @@ def test_source_neutrals_reads_only_unlabelled_sections_of_fictional_reports(tmp
     assert {r["report_id"] for r in rows} == {"r1"}  # the non-fictional source is never read
     assert all(r["qi"] == ["none"] and r["sentiment"] == "neutral" for r in rows)
     assert [r["part"] for r in rows][-2:] == ["context", "what_happens_next"]
+
+
+@pytest.mark.parametrize(("sentence", "neutral"), [
+    ("This is based on:", True),
+    ("Our judgement reflects the following:", True),
+    ("Partners do, however, have important foundations on which to build:", False),
+    ("Leaders had strong plans:", False),
+    ("Leaders need to:", False),
+    ("This is based on the evidence.", False),
+])
+def test_neutral_lead_in_introduces_a_list_and_judges_nothing(sentence, neutral):
+    assert is_neutral_lead_in(sentence) is neutral
+
+
+def test_source_neutrals_take_the_conclusions_lead_in_only(tmp_path):
+    source = (
+        "## Conclusion\n\nWe are confident that partners can improve.  Our reasons are:\n\n"
+        "- strong leadership\n- a committed workforce\n\nPartners do, however, have "
+        "foundations to build on:\n\n- a shared plan\n\n## What happens next\n\n"
+        "Partners will send an action plan.\n"
+    )
+    (tmp_path / "r1.md").write_text(source, encoding="utf-8")
+    (tmp_path / "r1.meta.json").write_text('{"fictional": true}', encoding="utf-8")
+    rows = source_neutrals([{"report_id": "r1"}], tmp_path)
+    assert [(r["text"], r["part"], r["kind"], r["qi"]) for r in rows] == [
+        ("Our reasons are:", "conclusion", "conclusion", ["10.1"]),
+        ("Partners will send an action plan.", "what_happens_next", "body", ["none"]),
+    ]
+    assert all(r["sentiment"] == "neutral" and r["source"] == "context" for r in rows)
 
 
 # --- features ------------------------------------------------------------------------
@@ -322,6 +358,27 @@ def test_loro_never_trains_on_the_held_out_report():
     assert sorted(seen) == [str(i) for i in range(6)]
 
 
+def test_bootstrap_intervals_bracket_the_figure_and_skip_context_rows():
+    rng = np.random.default_rng(1)
+    true = rng.choice(SENTIMENTS, 300, p=[0.5, 0.3, 0.15, 0.05])
+    rows = [{"sentiment": t, "qi": ["5.2"]} for t in true]
+    rows += [{"sentiment": "neutral", "qi": ["none"], "source": "context"}] * 50
+    sent = np.eye(4)[[SENTIMENTS.index(t) if rng.random() < 0.8 else 0 for t in true]
+                     + [0] * 50]
+    qi = np.zeros((350, len(QI_CODES)))
+    qi[np.arange(350), rng.choice([QI_CODES.index("5.2"), QI_CODES.index("5.3")], 350)] = 1
+    out = bootstrap_intervals(rows, sent, qi, n_boot=300)
+    point = sentiment_metrics(list(true), sent[:300])
+    for name, figure in (("sentiment_macro_f1", point["macro_f1"]),
+                         ("sentiment_accuracy", point["accuracy"]),
+                         ("qi_top1", float(qi[:300, QI_CODES.index("5.2")].mean()))):
+        band = out[name]
+        assert band["low"] < figure < band["high"]
+        assert band["high"] - band["low"] < 0.25
+    assert out["qi_area"] == {"low": 1.0, "high": 1.0}  # 5.3 for 5.2 is the right area
+    assert bootstrap_intervals(rows[300:], sent[300:], qi[300:]) == {}
+
+
 def test_summarise_mean_and_spread():
     out = summarise([{"a": {"b": 1.0}}, {"a": {"b": 3.0}}])
     assert out == {"a": {"b": {"mean": 2.0, "std": 1.0}}}
@@ -365,6 +422,12 @@ def test_train_writes_models_metrics_plots_and_card(trained):
             assert 0 <= on_disk[name]["qi"][key]["mean"] <= 1
         assert set(on_disk[name]["per_report"]) == {"f01", "f02", "f03"}
     assert on_disk["n_labelled"] == 135 and on_disk["n_context_neutral"] > 50
+    for name, band in on_disk["intervals"]["model"].items():
+        assert 0 <= band["low"] <= band["high"] <= 1, name
+    headline = on_disk["headline"]["model"]
+    assert all(on_disk["intervals"]["model"][k]["low"] <= headline[k]
+               <= on_disk["intervals"]["model"][k]["high"] for k in on_disk["intervals"]["model"])
+    assert "95% interval" in (tmp / "models" / "MODEL_CARD.md").read_text()
     confusion = (tmp / "plots" / "sentiment_confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 136
     area = (tmp / "plots" / "qi_area_confusion.csv").read_text().splitlines()

@@ -30,17 +30,28 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
     names = [n for n in _NAMES if n in metrics]
     if not names:
         return [f"Not evaluated in this run. {metrics.get('note', '')}".strip(), ""]
+    intervals = metrics.get("intervals", {}).get("model", {})
     lines = [
-        "| measure | " + " | ".join(_NAMES[n] for n in names) + " |",
-        "|---|" + "---|" * len(names),
+        "| measure | " + " | ".join(_NAMES[n] for n in names)
+        + (" | this model, 95% interval |" if intervals else " |"),
+        "|---|" + "---|" * (len(names) + bool(intervals)),
     ]
     for key in HEADLINE:
         cells = []
         for n in names:
             value = metrics[n][key[0]][key[1]]
             cells.append(f"{value['mean']:.3f} ± {value['std']:.3f}")
+        if intervals:
+            band = intervals.get(f"{key[0]}_{key[1]}")
+            cells.append(f"{band['low']:.3f}–{band['high']:.3f}" if band else "")
         lines.append(f"| {_LABELS[key]} | " + " | ".join(cells) + " |")
     lines.append("")
+    if intervals:
+        lines += [
+            "The interval is a percentile bootstrap over the held-out labelled sentences "
+            f"({metrics['intervals'].get('resamples')} resamples): how far a figure could "
+            "move on another draw of sentences like these. It does not cover a shift to "
+            "real wording.", ""]
     lines.append("Per-class sentiment F1 (this model): " + ", ".join(
         f"{c} {v['mean']:.2f}" for c, v in metrics["model"]["sentiment"]["f1"].items()) + ".")
     if "context_neutral_rate" in metrics["model"]:
@@ -97,9 +108,11 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "",
         f"- {info.get('n_labelled')} hand-labelled sentences from the evaluative parts of "
         f"{len(info.get('reports', []))} fictional reports ({', '.join(info.get('reports', []))}).",
-        f"- {info.get('n_context_neutral')} sentences from the same reports' introduction, "
-        "context and 'What happens next' sections, as QI `none` / neutral (deduplicated; the "
-        "labelled parts hold almost no neutral sentences).",
+        f"- {info.get('n_context_neutral')} unlabelled sentences of the same reports as "
+        "neutral (the labelled parts hold almost no neutral sentences): those of the "
+        "introduction, context and 'What happens next' sections, as QI `none`, and each "
+        "conclusion's lead-in to its reasons ('This is based on:') where it judges nothing, "
+        "as QI 10.1, as the annotators labelled the two lead-ins they labelled.",
         "- No real report text: the Midlothian report and its paraphrase are never read.",
         "",
         "## Features",

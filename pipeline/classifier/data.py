@@ -6,6 +6,17 @@ sentences (8 of 1,208). The introduction, the "<area> in context" section and
 they are read from the fictional reports' markdown sources, for those reports
 only whose labels are in the training set (so a Midlothian source in the same
 folder is never read).
+
+One evaluative section adds a sentence too: every report's conclusion states
+the inspectors' confidence and then introduces its reasons with a lead-in
+("This is based on:", "Our reasons are:"). Where the annotators labelled one
+(two reports) it is neutral: it announces a list and judges nothing. The
+others are left unlabelled, so the model saw two examples and read the rest
+by the tone of the sentence before. A conclusion lead-in with no word of
+judgement is taken as neutral, with the conclusion's part and kind, exactly
+as the annotators labelled theirs; one that carries its own judgement
+("Partners do, however, have important foundations on which to build:") is
+not taken.
 """
 
 from __future__ import annotations
@@ -16,12 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classifier import QI_CODES, SENTIMENTS
+from pipeline.classifier.features import CUES
 from pipeline.errors import InputError
 from pipeline.io import numbered_jsonl
 
 SENTIMENT_TAGS = {"+": "positive", "-": "negative", "~": "mixed", "0": "neutral"}
 CONTEXT_FIELDS = ("report_id", "partnership", "part", "kind", "subsection")
-NEUTRAL_PARTS = {"introduction": "introduction", "context": "context", "next": "what_happens_next"}
+NEUTRAL_PARTS = {"introduction": "introduction", "context": "context", "next": "what_happens_next",
+                 "conclusion": "conclusion"}
+CONCLUSION_QI = "10.1"  # capacity for improvement: the code the annotators gave the lead-ins
+# Cue words that make a lead-in a judgement of its own (see the module docstring).
+_JUDGEMENT_CUES = ("contrast", "negation", "not_yet", "need", "problem", "good", "good_practice")
 
 
 def label_files(paths: list[Path]) -> list[Path]:
@@ -126,7 +142,15 @@ def _section_kind(heading: str) -> str | None:
         return "context"
     if low.startswith("what happens next"):
         return "next"
+    if low.startswith("conclusion"):
+        return "conclusion"
     return None
+
+
+def is_neutral_lead_in(sentence: str) -> bool:
+    """A sentence that introduces a list (ends with a colon) and judges nothing."""
+    return sentence.rstrip().endswith(":") and not any(
+        CUES[name].search(sentence) for name in _JUDGEMENT_CUES)
 
 
 def neutral_sentences(source: Path, report_id: str, partnership: str | None) -> list[dict]:
@@ -152,10 +176,15 @@ def neutral_sentences(source: Path, report_id: str, partnership: str | None) -> 
         for sentence in split_sentences(body):
             if len(sentence.split()) < 3:
                 continue
+            if section == "conclusion" and not is_neutral_lead_in(sentence):
+                continue
             rows.append({
                 "report_id": report_id, "partnership": partnership,
-                "part": NEUTRAL_PARTS[section], "kind": "body", "subsection": subsection,
-                "text": sentence, "qi": ["none"], "sentiment": "neutral", "source": "context",
+                "part": NEUTRAL_PARTS[section],
+                "kind": "conclusion" if section == "conclusion" else "body",
+                "subsection": subsection,
+                "text": sentence, "qi": [CONCLUSION_QI if section == "conclusion" else "none"],
+                "sentiment": "neutral", "source": "context",
             })
     return rows
 
