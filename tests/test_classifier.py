@@ -110,6 +110,13 @@ def test_split_sentences_keeps_known_non_endings():
     ]
 
 
+def write_source(folder: Path, report_id: str, text: str, fictional: bool = True) -> None:
+    """A markdown source and its meta file, as ``data/sources`` holds them."""
+    (folder / f"{report_id}.md").write_text(text, encoding="utf-8")
+    (folder / f"{report_id}.meta.json").write_text(json.dumps({"fictional": fictional}),
+                                                   encoding="utf-8")
+
+
 def test_source_neutrals_reads_only_unlabelled_sections_of_fictional_reports(tmp_path):
     source = (
         "# Title\n\n## Introduction\n\n### Our remit\n\nWe inspect services here. We also "
@@ -117,10 +124,8 @@ def test_source_neutrals_reads_only_unlabelled_sections_of_fictional_reports(tmp
         "## Area in context\n\n- The area has 100 data zones.\n\n## What happens next\n\n"
         "Partners will send an action plan.\n"
     )
-    (tmp_path / "r1.md").write_text(source, encoding="utf-8")
-    (tmp_path / "r1.meta.json").write_text('{"fictional": true}', encoding="utf-8")
-    (tmp_path / "r2.md").write_text(source, encoding="utf-8")
-    (tmp_path / "r2.meta.json").write_text('{"fictional": false}', encoding="utf-8")
+    write_source(tmp_path, "r1", source)
+    write_source(tmp_path, "r2", source, fictional=False)
     rows = source_neutrals([{"report_id": "r1"}, {"report_id": "r2"}], tmp_path)
     assert [r["text"] for r in rows] == [
         "We inspect services here.", "We also grade them.", "The area has 100 data zones.",
@@ -150,8 +155,7 @@ def test_source_neutrals_take_the_conclusions_lead_in_only(tmp_path):
         "foundations to build on:\n\n- a shared plan\n\n## What happens next\n\n"
         "Partners will send an action plan.\n"
     )
-    (tmp_path / "r1.md").write_text(source, encoding="utf-8")
-    (tmp_path / "r1.meta.json").write_text('{"fictional": true}', encoding="utf-8")
+    write_source(tmp_path, "r1", source)
     rows = source_neutrals([{"report_id": "r1"}], tmp_path)
     assert [(r["text"], r["part"], r["kind"], r["qi"]) for r in rows] == [
         ("Our reasons are:", "conclusion", "conclusion", ["10.1"]),
