@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+INTERVAL_LEVEL = 0.95  # bootstrap intervals of the headline figures in the metrics
+INTERVAL_RESAMPLES = 1000
+
+
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:
     merged = dict(DEFAULTS)
     for key, value in (params or {}).items():
@@ -258,8 +262,10 @@ def train(
         metrics["headline"] = {name: headline(results[name]) for name in predictors}
         metrics["gap_vs_baselines"] = {b: paired_gaps(results, "model", b) for b in BASELINES}
         first_probs = probs["model"]
-        metrics["intervals"] = {"level": 0.95, "resamples": 1000, "model": bootstrap_intervals(
-            rows, *first_probs, n_boot=1000, level=0.95, seed=params["seed"])}
+        metrics["intervals"] = {
+            "level": INTERVAL_LEVEL, "resamples": INTERVAL_RESAMPLES,
+            "model": bootstrap_intervals(rows, *first_probs, n_boot=INTERVAL_RESAMPLES,
+                                         level=INTERVAL_LEVEL, seed=params["seed"])}
         temperatures, metrics["calibration"] = calibration(rows, first_probs, params)
     elif evaluate:
         metrics["note"] = "leave-one-report-out needs labels from at least two reports"
