@@ -107,22 +107,30 @@ def sentiment_metrics(true: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
     }
 
 
-def qi_metrics(codes: Sequence[Sequence[str]], probs: np.ndarray) -> dict[str, Any]:
-    """top-1 / top-3 on the main code, top-1 among any annotator code, area, macro-F1."""
-    if not len(codes):
-        return {k: 0.0 for k in ("top1", "top3", "top1_any", "area", "macro_f1")}
+def qi_hits(codes: Sequence[Sequence[str]], probs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per segment, 1.0 where the prediction counts as right: top-1 and top-3 on the main
+    code, top-1 among any annotator code, the main code's area."""
     order = np.argsort(-probs, axis=1)
     pred = [QI_CODES[i] for i in order[:, 0]]
     main = [c[0] for c in codes]
     top3 = [{QI_CODES[j] for j in row[:3]} for row in order]
-    present = sorted(set(main))
+    return {name: np.array(values, dtype=float) for name, values in (
+        ("top1", [p == m for p, m in zip(pred, main, strict=True)]),
+        ("top3", [m in t for m, t in zip(main, top3, strict=True)]),
+        ("top1_any", [p in c for p, c in zip(pred, codes, strict=True)]),
+        ("area", [qi_area(p) == qi_area(m) for p, m in zip(pred, main, strict=True)]),
+    )}
+
+
+def qi_metrics(codes: Sequence[Sequence[str]], probs: np.ndarray) -> dict[str, Any]:
+    """top-1 / top-3 on the main code, top-1 among any annotator code, area, macro-F1."""
+    if not len(codes):
+        return {k: 0.0 for k in ("top1", "top3", "top1_any", "area", "macro_f1")}
+    pred = [QI_CODES[i] for i in probs.argmax(axis=1)]
+    main = [c[0] for c in codes]
     return {
-        "top1": float(np.mean([p == m for p, m in zip(pred, main, strict=True)])),
-        "top3": float(np.mean([m in t for m, t in zip(main, top3, strict=True)])),
-        "top1_any": float(np.mean([p in c for p, c in zip(pred, codes, strict=True)])),
-        "area": float(np.mean([qi_area(p) == qi_area(m) for p, m in zip(pred, main,
-                                                                           strict=True)])),
-        "macro_f1": float(f1_score(main, pred, labels=present, average="macro",
+        **{name: float(hit.mean()) for name, hit in qi_hits(codes, probs).items()},
+        "macro_f1": float(f1_score(main, pred, labels=sorted(set(main)), average="macro",
                                    zero_division=0)),
     }
 
@@ -169,17 +177,10 @@ def bootstrap_intervals(
         return {}
     true_s = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in idx])
     pred_s = sent[idx].argmax(axis=1)
-    pred_q = [QI_CODES[j] for j in qi[idx].argmax(axis=1)]
     hit = {
         "sentiment_accuracy": (pred_s == true_s).astype(float),
-        "qi_top1": np.array([p == rows[i]["qi"][0] for p, i in zip(pred_q, idx, strict=True)],
-                            dtype=float),
-        "qi_top1_any": np.array([p in rows[i]["qi"] for p, i in zip(pred_q, idx, strict=True)],
-                                dtype=float),
-        "qi_top3": np.array([QI_CODES.index(rows[i]["qi"][0]) in row[:3] for row, i in zip(
-            np.argsort(-qi[idx], axis=1), idx, strict=True)], dtype=float),
-        "qi_area": np.array([qi_area(p) == qi_area(rows[i]["qi"][0])
-                             for p, i in zip(pred_q, idx, strict=True)], dtype=float),
+        **{f"qi_{name}": values
+           for name, values in qi_hits([rows[i]["qi"] for i in idx], qi[idx]).items()},
     }
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {"sentiment_macro_f1": [], **{k: [] for k in hit}}
