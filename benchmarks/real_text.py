@@ -27,10 +27,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.benchmark import cell_counts  # noqa: E402
 from pipeline.classifier import SENTIMENTS, qi_area  # noqa: E402
 from pipeline.classifier.features import part_group  # noqa: E402
 from pipeline.classify import classify, load_models  # noqa: E402
@@ -65,21 +67,22 @@ def mutual_pairs(a: list[dict], b: list[dict], va: np.ndarray, vb: np.ndarray,
 
 
 def kappa(x: list[str], y: list[str]) -> float:
-    """Cohen's kappa: agreement beyond what each side's label shares give by chance."""
-    n = len(x)
-    observed = sum(p == q for p, q in zip(x, y, strict=True)) / n
-    cx, cy = Counter(x), Counter(y)
-    chance = sum(cx[k] * cy[k] for k in cx) / (n * n)
-    return (observed - chance) / (1 - chance) if chance < 1 else 1.0
+    """Cohen's kappa: agreement beyond what each side's label shares give by chance
+    (1.0 where both sides give one and the same label throughout)."""
+    if len(set(x) | set(y)) == 1:
+        return 1.0
+    return float(cohen_kappa_score(x, y))
 
 
 def net_scores(rows: list[dict], min_n: int = 5) -> dict[str, float]:
-    by_qi: dict[str, list[str]] = {}
-    for r in rows:
-        if r["qi"][0] != "none":
-            by_qi.setdefault(r["qi"][0], []).append(r["sentiment"])
-    return {qi: (s.count("positive") - s.count("negative")) / len(s)
-            for qi, s in by_qi.items() if len(s) >= min_n}
+    """Per-indicator net score of one report, as the benchmark stage counts it."""
+    out: dict[str, float] = {}
+    for cells in cell_counts(rows).values():
+        for qi, c in cells.items():
+            n = sum(c.values())
+            if n >= min_n:
+                out[qi] = (c["positive"] - c["negative"]) / n
+    return out
 
 
 def main() -> None:
