@@ -74,13 +74,20 @@ def classify(
     are reused."""
     if not segments:
         return []
-    frozen, tuned = models.encoders(frozen_encoder)
-    vectors = row_vectors(segments, frozen, tuned)
     clf = models.classifier
-    sent, qi = clf.predict_proba(segments, vectors)
+    sent, qi = predict_scores(segments, models, frozen_encoder)
     out = []
     for segment, s, q in zip(segments, sent, qi, strict=True):
         row = {k: v for k, v in segment.items() if k not in PREDICTED_FIELDS}
         row.update(labels_from_scores(s, q, clf.second_code_threshold))
         out.append(row)
     return out
+
+
+def predict_scores(
+    segments: list[dict], models: Models, frozen_encoder: Encode | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sentiment probabilities in ``SENTIMENTS`` order, QI probabilities in ``QI_CODES``
+    order), one row per segment: what ``classify`` labels from and ``evaluate`` scores."""
+    frozen, tuned = models.encoders(frozen_encoder)
+    return models.classifier.predict_proba(segments, row_vectors(segments, frozen, tuned))

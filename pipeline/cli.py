@@ -176,6 +176,44 @@ def classify(
 
 @app.command()
 @_fail_cleanly
+def evaluate(
+    labels: Annotated[
+        list[Path], typer.Argument(help="Label JSONL files or folders of held-out sentences.")
+    ],
+    model: Annotated[Path, typer.Option("--model", help="Model folder from `inspections train`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the figures here (JSON).")
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="Write each sentence's labels and predictions (JSONL)."),
+    ] = None,
+) -> None:
+    """Score the classifiers on labelled sentences of reports they were not trained on."""
+    from rich.table import Table
+
+    from pipeline import evaluate as stage
+    from pipeline.classify import load_models
+    from pipeline.io import write_json, write_jsonl
+
+    models = load_models(model)  # first, so a bad model fails before the labels are read
+    rows = stage.held_out_labels(labels, models.info)
+    metrics, scored = stage.evaluate(rows, models)
+    if out:
+        write_json(out, metrics)
+    if predictions:
+        write_jsonl(predictions, scored)
+    table = Table(title=f"{len(rows)} labelled sentences from {len(metrics['reports'])} "
+                        f"report(s), models in {model}")
+    for column in ("measure", "figure", f"{metrics['intervals']['level']:.0%} interval"):
+        table.add_column(column)
+    for line in stage.summary_lines(metrics):
+        table.add_row(*line)
+    out_console.print(table)
+
+
+@app.command()
+@_fail_cleanly
 def themes(
     segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
     embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding cache (.npz).")],

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
 from pipeline.classifier.card import render_card
-from pipeline.classifier.data import read_labels, source_neutrals
+from pipeline.classifier.data import read_labels, source_neutrals, text_key
 from pipeline.classifier.evaluate import (
     BASELINES,
     Predictor,
@@ -28,8 +28,11 @@ from pipeline.classifier.evaluate import (
     confusion_rows,
     evaluate_all,
     headline,
+    loro_predictions,
     paired_gaps,
+    score,
     second_code_metrics,
+    without_context,
 )
 from pipeline.classifier.model import SegmentClassifier, fit_temperature, softmax
 from pipeline.classifier.persist import save_models
@@ -52,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "calibrate": True,  # temperature scaling on report-grouped internal CV
     "neutral_prior": 0.0,  # expected neutral share in evaluative parts; 0 = no prior shift
     "stack": True,  # second sentiment stage over neighbours' and clauses' first-stage scores
+    "bare_model": True,  # a second model, trained without part/kind/heading, for rows lacking them
     "encoder": "mpnet",  # sentence encoder of both models: mpnet or minilm (pipeline.encoders)
     "finetune_steps": 0,  # contrastive fine-tuning steps for the final model; 0 = frozen
     "finetune_batch_size": 32,
@@ -95,6 +99,7 @@ def make_classifier(params: dict[str, Any], calibrate: bool | None = None) -> Se
         calibrate=params["calibrate"] if calibrate is None else calibrate,
         neutral_prior=params["neutral_prior"],
         stack=params["stack"],
+        bare_model=params["bare_model"],
     )
 
 
@@ -140,18 +145,31 @@ def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):
 
 
 def model_predictor(params: dict[str, Any], finetune_steps: int) -> Predictor:
-    """The model as a fold predictor; fine-tunes inside the fold when asked to."""
+    """The model as a fold predictor; fine-tunes inside the fold when asked to.
+
+    Each fold's fitted model is kept, so that scoring the same fold's held-out
+    sentences a second time (without their context) fits nothing again.
+    """
+    fitted: dict[tuple, tuple[SegmentClassifier, Any]] = {}
 
     def predict(train_rows, train_vecs, test_rows, test_vecs, seed):
-        if finetune_steps > 0:
+        key = (seed, len(train_rows), tuple(sorted({r["report_id"] for r in train_rows})))
+        if key not in fitted:
+            encoder = None
+            if finetune_steps > 0:
+                from pipeline.classifier.finetune import encode_with
+
+                encoder = _finetune(train_rows, params, finetune_steps, seed)
+                train_vecs = {**train_vecs, "text_ft": encode_with(
+                    encoder, [r["text"] for r in train_rows])}
+            fitted[key] = make_classifier(params, calibrate=False).fit(
+                train_rows, train_vecs), encoder
+        clf, encoder = fitted[key]
+        if encoder is not None:
             from pipeline.classifier.finetune import encode_with
 
-            encoder = _finetune(train_rows, params, finetune_steps, seed)
-            train_vecs = {**train_vecs, "text_ft": encode_with(encoder, [r["text"] for r in
-                                                                         train_rows])}
-            test_vecs = {**test_vecs, "text_ft": encode_with(encoder, [r["text"] for r in
-                                                                       test_rows])}
-        clf = make_classifier(params, calibrate=False).fit(train_rows, train_vecs)
+            test_vecs = {**test_vecs, "text_ft": encode_with(
+                encoder, [r["text"] for r in test_rows])}
         return clf.predict_proba(test_rows, test_vecs)
 
     return predict
@@ -251,7 +269,7 @@ def train(
         else f"frozen {params['encoder']}",
     }
     first_probs = None
-    temperatures = None
+    temperatures = bare_temperatures = None
     if evaluate and len(reports) >= 2:
         predictors = {"model": model_predictor(params, params["eval_finetune_steps"]),
                       **BASELINES}
@@ -267,6 +285,13 @@ def train(
             "model": bootstrap_intervals(rows, *first_probs, n_boot=INTERVAL_RESAMPLES,
                                          level=INTERVAL_LEVEL, seed=params["seed"])}
         temperatures, metrics["calibration"] = calibration(rows, first_probs, params)
+        bare = loro_predictions(rows, vectors, without_context(predictors["model"]),
+                                params["eval_seeds"][0])
+        metrics["model_without_context"] = score(rows, *bare)
+        bare_temperatures, _ = calibration(rows, bare, params)
+        _log(f"model without part, kind and heading: "
+             f"{metrics['model_without_context']['sentiment']['macro_f1']:.3f} sentiment "
+             f"macro-F1, {metrics['model_without_context']['qi']['top1']:.3f} QI top-1")
     elif evaluate:
         metrics["note"] = "leave-one-report-out needs labels from at least two reports"
     eval_seconds = time.monotonic() - started
@@ -281,7 +306,7 @@ def train(
         vectors["text_ft"] = encode_with(encoder, [r["text"] for r in rows])
     if temperatures is not None:  # measured out of report above: no internal CV needed
         classifier = make_classifier(params, calibrate=False).fit(rows, vectors)
-        classifier.set_temperatures(*temperatures)
+        classifier.set_temperatures(*temperatures, bare=bare_temperatures)
     else:
         classifier = make_classifier(params).fit(rows, vectors)
     fit_seconds = time.monotonic() - fit_started
@@ -290,8 +315,12 @@ def train(
         "n_context_neutral": len(rows) - len(labelled),
         "reports": reports,
         "params": params,
+        "training_text_keys": sorted({text_key(r["text"]) for r in rows}),
         "sentiment_temperature": round(classifier.sentiment_temperature_, 4),
         "qi_temperature": round(classifier.qi_temperature_, 4),
+        "bare_temperatures": None if classifier.bare_model_ is None else [
+            round(classifier.bare_model_.sentiment_temperature_, 4),
+            round(classifier.bare_model_.qi_temperature_, 4)],
         "calibration": "none" if not params["calibrate"] else
         "leave-one-report-out predictions of this run" if temperatures is not None else
         "report-grouped internal cross-validation",

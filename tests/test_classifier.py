@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,40 @@ def test_context_changes_the_qi(tiny_model):
     assert not np.allclose(qi[0], qi[1])
 
 
+def test_rows_without_context_go_to_the_bare_model(tiny_model):
+    from pipeline.classifier.model import has_context, strip_context
+
+    model, rows, vectors = tiny_model
+    assert model.bare_model and model.bare_model_ is not None
+    assert model.bare_model_.bare_model_ is None  # one level only
+    bare, bare_vecs = strip_context(rows, vectors)
+    assert [r["text"] for r in bare] == [r["text"] for r in rows]
+    assert not any(has_context(r) for r in bare) and not bare_vecs["heading"].any()
+    assert all(has_context(r) for r in rows)
+    assert has_context({"part": "Question 2"}) and has_context({"part": "context"})
+    assert not has_context({"part": "", "kind": "priority"})
+    assert not has_context({"part": "statement 2", "kind": "body"})
+
+    # Bare rows are scored by the bare model, rows with context by the first one, even
+    # when they come mixed in one call.
+    mixed = [*rows[:5], *bare[5:10]]
+    mixed_vecs = {k: np.vstack([v[:5], bare_vecs[k][5:10]]) for k, v in vectors.items()}
+    sent, qi = model.predict_proba(mixed, mixed_vecs)
+    first = model._predict_proba(rows[:5], {k: v[:5] for k, v in vectors.items()})
+    second = model.bare_model_._predict_proba(
+        bare[5:10], {k: v[5:10] for k, v in bare_vecs.items()})
+    assert np.allclose(sent[:5], first[0]) and np.allclose(qi[5:], second[1])
+
+    without = SegmentClassifier(C_sentiment=5.0, C_qi=2.0, bare_model=False).fit(rows, vectors)
+    assert without.bare_model_ is None
+    hits = [float((m.predict_proba(bare, bare_vecs)[1].argmax(axis=1)
+                   == [QI_CODES.index(r["qi"][0]) for r in rows]).mean())
+            for m in (model, without)]
+    assert hits[0] > hits[1]  # in-sample, but the bare model was trained on rows like these
+    copy = deepcopy(model).set_temperatures(1.5, 0.5, bare=(2.0, 0.7))
+    assert copy.bare_model_.sentiment_temperature_ == 2.0 and copy.qi_temperature_ == 0.5
+
+
 # --- evaluation -----------------------------------------------------------------------
 
 def test_qi_metrics_counts_each_measure():
@@ -360,6 +395,24 @@ def test_loro_never_trains_on_the_held_out_report():
 
     loro_predictions(rows, {"text": np.zeros((6, 2))}, predictor, seed=0)
     assert sorted(seen) == [str(i) for i in range(6)]
+
+
+def test_without_context_blanks_only_the_held_out_rows_context():
+    from pipeline.classifier.evaluate import without_context
+
+    seen = {}
+
+    def spy(train_rows, train_vecs, test_rows, test_vecs, seed):
+        seen.update(train=train_rows, test=test_rows, heading=test_vecs["heading"])
+        return np.zeros((len(test_rows), 4)), np.zeros((len(test_rows), len(QI_CODES)))
+
+    rows = small_rows(per_report=4)
+    vecs = row_vectors(rows, hashing_encoder)
+    loro_predictions(rows, vecs, without_context(spy), 0)
+    assert all(r["part"] and r["kind"] for r in seen["train"])
+    assert all(r["part"] == r["kind"] == r["subsection"] == "" for r in seen["test"])
+    assert [r["text"] for r in seen["test"]] == [r["text"] for r in rows if r["report_id"] == "f03"]
+    assert not seen["heading"].any()
 
 
 def test_bootstrap_intervals_bracket_the_figure_and_skip_context_rows():
@@ -432,6 +485,11 @@ def test_train_writes_models_metrics_plots_and_card(trained):
     assert all(on_disk["intervals"]["model"][k]["low"] <= headline[k]
                <= on_disk["intervals"]["model"][k]["high"] for k in on_disk["intervals"]["model"])
     assert "95% interval" in (tmp / "models" / "MODEL_CARD.md").read_text()
+    bare_model = load_models(tmp / "models").classifier.bare_model_
+    assert bare_model.sentiment_temperature_ != 1.0  # set from the without-context folds
+    bare = on_disk["model_without_context"]
+    assert 0 <= bare["sentiment"]["macro_f1"] <= 1 and 0 <= bare["qi"]["top1"] <= 1
+    assert f"QI top-1 {bare['qi']['top1']:.3f}" in (tmp / "models" / "MODEL_CARD.md").read_text()
     confusion = (tmp / "plots" / "sentiment_confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 136
     area = (tmp / "plots" / "qi_area_confusion.csv").read_text().splitlines()
@@ -484,6 +542,74 @@ def test_tampered_model_file_is_refused(trained, tmp_path):
     (models / "manifest.json").unlink()
     with pytest.raises(InputError, match="no model manifest"):
         load_models(models)
+
+
+def test_evaluate_scores_held_out_labels_with_intervals(trained):
+    from pipeline.evaluate import evaluate, held_out_labels, summary_lines
+
+    tmp, _ = trained
+    models = load_models(tmp / "models")
+    held = write_jsonl(tmp / "f04.labels.jsonl", read_label_file(LABELS / "f04.labels.jsonl")[:40])
+    rows = held_out_labels([held], models.info)
+    metrics, scored = evaluate(rows, models, frozen_encoder=hashing_encoder, n_boot=200)
+    assert metrics["n_sentences"] == 40 and metrics["reports"] == {"f04": 40}
+    assert metrics["models_trained_on"] == ["f01", "f02", "f03"]
+    assert sum(metrics["labels"].values()) == 40
+    confusion = metrics["sentiment_confusion"]
+    assert sum(sum(row.values()) for row in confusion.values()) == 40
+    correct = sum(confusion[c][c] for c in SENTIMENTS)
+    assert metrics["sentiment"]["accuracy"] == pytest.approx(correct / 40)
+    for key, band in metrics["intervals"].items():
+        if isinstance(band, dict):
+            assert 0 <= band["low"] <= band["high"] <= 1, key
+    low, high = (metrics["intervals"]["qi_top1"][k] for k in ("low", "high"))
+    assert low <= metrics["qi"]["top1"] <= high
+    assert [r["text"] for r in scored] == [r["text"] for r in rows]  # file order kept
+    assert sum(r["sentiment_correct"] for r in scored) == correct
+    assert sum(r["qi_correct"] for r in scored) == round(metrics["qi"]["top1"] * 40)
+    assert all(len(r["predicted_qi"]) == 3 and r["predicted_qi"][0] in QI_CODES for r in scored)
+    assert [line[0] for line in summary_lines(metrics)][:2] == [
+        "sentiment macro-F1", "sentiment accuracy"]
+
+
+def test_evaluate_refuses_sentences_the_models_were_trained_on(trained, tmp_path):
+    from pipeline.evaluate import held_out_labels
+
+    tmp, _ = trained
+    models = load_models(tmp / "models")
+    with pytest.raises(InputError, match=r"f02\.labels\.jsonl: report f02 is in the models' "
+                                         r"training data"):
+        held_out_labels([LABELS / "f02.labels.jsonl"], models.info)
+    # The same sentences under another name, case and spacing changed, are caught too.
+    renamed = [{**r, "report_id": "mine", "text": "  " + r["text"].upper()}
+               for r in read_label_file(LABELS / "f01.labels.jsonl")[40:50]]
+    renamed.insert(0, {**GOOD, "report_id": "mine"})
+    path = write_jsonl(tmp_path / "mine.jsonl", renamed)
+    with pytest.raises(InputError, match=r"mine\.jsonl: 5 of its sentences are in the models' "
+                                         r"training data \(first: labelled row 2\)"):
+        held_out_labels([path], models.info)
+    assert len(held_out_labels([write_jsonl(tmp_path / "ok.jsonl", renamed[:1])],
+                               models.info)) == 1
+
+
+def test_evaluate_command_fails_in_one_line(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    tmp, _ = trained
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", str(LABELS / "f03.labels.jsonl"),
+                                 "--model", str(tmp / "models"), "--out", str(tmp_path / "m.json")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {LABELS / 'f03.labels.jsonl'}: report f03 is in the models' training data, so "
+        "its figures would be in-sample; train without it (inspections train ... --out DIR) "
+        "to evaluate on it"]
+    assert not (tmp_path / "m.json").exists()
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "none.jsonl"),
+                                 "--model", str(tmp / "models")])
+    assert result.exit_code == 1 and "label file not found" in result.stderr
 
 
 class Foreign:

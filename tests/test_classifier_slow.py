@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from pipeline.classifier import QI_CODES, SENTIMENTS
 from pipeline.classifier.data import read_label_file
 from pipeline.classify import classify, load_models
+from pipeline.cli import app
 from pipeline.errors import InputError
 from pipeline.train import train
 
@@ -51,6 +53,19 @@ def test_train_and_classify_with_a_fine_tuned_encoder(tmp_path):
     ]
     out = classify(segments, models)
     assert all(o["sentiment"] in SENTIMENTS and o["qi"][0] in QI_CODES for o in out)
+
+    held = read_label_file(REPO / "data" / "labels" / "f06.labels.jsonl")[:20]
+    (tmp_path / "f06.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held),
+                                        encoding="utf-8")
+    result = CliRunner().invoke(app, [
+        "evaluate", str(tmp_path / "f06.jsonl"), "--model", str(tmp_path / "models"),
+        "--out", str(tmp_path / "eval.json"), "--predictions", str(tmp_path / "eval.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "sentiment macro-F1" in result.stdout and "95% interval" in result.stdout
+    figures = json.loads((tmp_path / "eval.json").read_text())
+    assert figures["n_sentences"] == 20 and figures["models_trained_on"] == ["f04", "f05"]
+    scored = (tmp_path / "eval.jsonl").read_text().splitlines()
+    assert len(scored) == 20 and json.loads(scored[0])["text"] == held[0]["text"]
 
     weights = next((tmp_path / "models" / "encoder").rglob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)

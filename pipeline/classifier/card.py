@@ -59,6 +59,14 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
             "Held-out introduction/context sentences predicted neutral: "
             f"{metrics['model']['context_neutral_rate']['mean']:.2f}."
         )
+    bare = metrics.get("model_without_context")
+    if bare:
+        lines += ["", "Without context (the held-out sentences' part, kind and heading left "
+                  "out, as for bare sentences or a report of another generation; first seed): "
+                  f"sentiment macro-F1 {bare['sentiment']['macro_f1']:.3f}, accuracy "
+                  f"{bare['sentiment']['accuracy']:.3f}; QI top-1 {bare['qi']['top1']:.3f}, "
+                  f"among annotator codes {bare['qi']['top1_any']:.3f}, area "
+                  f"{bare['qi']['area']:.3f}."]
     lines += ["", "Per held-out report (this model, first seed):", "",
               "| report | sentiment macro-F1 | sentiment accuracy | QI top-1 | QI area |",
               "|---|---|---|---|---|"]
@@ -128,12 +136,19 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "percentages.",
         "- TF-IDF of words and word pairs.",
         stack,
+        *(["- Segments without a known part are scored by a second model, trained on "
+           "the same sentences with part, kind and heading left out, since the first model "
+           "leans on those fields (`train.bare_model`; figures under 'Without context' "
+           "below)."]
+          if params.get("bare_model") else []),
         f"- QI targets: main code weight 1, second code {params.get('second_code_weight')}, "
         f"{params.get('area_smoothing')} spread over the main code's other area codes "
         "(label smoothing over areas). A second code is listed when its calibrated "
         f"probability is at least {params.get('second_code_threshold')}.",
         f"- Calibration: one temperature per model, fitted on {info.get('calibration')} "
-        f"(sentiment {info.get('sentiment_temperature')}, QI {info.get('qi_temperature')}).",
+        f"(sentiment {info.get('sentiment_temperature')}, QI {info.get('qi_temperature')}"
+        + ("; the model without context: sentiment {}, QI {}".format(*info["bare_temperatures"])
+           if info.get("bare_temperatures") else "") + ").",
         "- Contrastive fine-tuning of the encoder (SetFit-style, all in-batch pairs, "
         "class-balanced batches) is available with `train.finetune_steps`; its vectors then "
         "feed the sentiment model beside the frozen ones. Measure it with "
@@ -155,7 +170,10 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "- Neutral is rare in the labelled parts (8 of 1,208): its F1 rests on a handful "
         "of sentences and is the least reliable figure.",
         "- Only the 2018-2020 report structure (five questions, Appendix 1) is known to the "
-        "context features; other generations fall back on text features alone.",
+        "context features; segments of other generations, whose parts it does not name, are "
+        "read by the model trained without context (see 'Without context' above).",
+        "- To measure the models on real text, label sentences of a report they were not "
+        "trained on and run `inspections evaluate LABELS --model models/classifier`.",
         "- The Appendix 1 rationales for 2.1 and 2.2 share a heading; the model tells them "
         "apart by wording and neighbours, or by an explicit '2.2 Impact on families' segment "
         "where the segmenter keeps one.",

@@ -21,6 +21,7 @@ not taken.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -38,6 +39,14 @@ NEUTRAL_PARTS = {"introduction": "introduction", "context": "context", "next": "
 CONCLUSION_QI = "10.1"  # capacity for improvement: the code the annotators gave the lead-ins
 # Cue words that make a lead-in a judgement of its own (see the module docstring).
 _JUDGEMENT_CUES = ("contrast", "negation", "not_yet", "need", "problem", "good", "good_practice")
+
+
+def text_key(text: str) -> str:
+    """A short key of a sentence, blind to case and spacing: the trained models keep the
+    keys of their training sentences (not the sentences), so that an evaluation can
+    refuse sentences the models have already seen."""
+    normal = " ".join(text.lower().split())
+    return hashlib.sha1(normal.encode("utf-8")).hexdigest()[:16]
 
 
 def label_files(paths: list[Path]) -> list[Path]:

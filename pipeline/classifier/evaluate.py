@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
-from pipeline.classifier.model import softmax
+from pipeline.classifier.model import softmax, strip_context
 from pipeline.classifier.vectors import subset
 
 Predictor = Callable[[list[dict], dict, list[dict], dict, int], tuple[np.ndarray, np.ndarray]]
@@ -66,6 +66,21 @@ def _baseline_heads(train_rows, x_train, x_test):
     sent = _fit_predict_lr(x_train, [r["sentiment"] for r in train_rows], x_test, SENTIMENTS)
     qi = _fit_predict_lr(x_train, [r["qi"][0] for r in train_rows], x_test, QI_CODES)
     return sent, qi
+
+
+def without_context(predictor: Predictor) -> Predictor:
+    """The predictor scoring held-out sentences whose part, kind and heading are unknown.
+
+    Why: label files and segments may lack these fields (a user's bare sentences, a
+    report of another generation whose parts the segmenter does not name), and the
+    models lean on them. Training is unchanged; only the held-out rows lose them,
+    and with them the heading vector. Order, and so the neighbours, is kept.
+    """
+
+    def predict(train_rows, train_vecs, test_rows, test_vecs, seed):
+        return predictor(train_rows, train_vecs, *strip_context(test_rows, test_vecs), seed)
+
+    return predict
 
 
 BASELINES: dict[str, Predictor] = {"tfidf_lr": tfidf_baseline, "embedding_lr": embedding_baseline}
