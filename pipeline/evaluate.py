@@ -21,13 +21,16 @@ import numpy as np
 
 from pipeline.classifier import QI_CODES, SENTIMENTS
 from pipeline.classifier.data import label_files, read_label_file, text_key
-from pipeline.classifier.evaluate import bootstrap_intervals, per_report, score
+from pipeline.classifier.evaluate import (
+    INTERVAL_LEVEL,
+    INTERVAL_RESAMPLES,
+    bootstrap_intervals,
+    per_report,
+    score,
+)
 from pipeline.classifier.vectors import Encode
 from pipeline.classify import Models, predict_scores
 from pipeline.errors import InputError
-
-LEVEL = 0.95
-RESAMPLES = 1000
 
 
 def held_out_labels(paths: Sequence[Path], trained: dict[str, Any]) -> list[dict[str, Any]]:
@@ -67,7 +70,8 @@ def scored_rows(rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_codes: int
     """Per sentence: the labels beside the predictions, for reading what was missed."""
     out = []
     for row, s, q in zip(rows, sent, qi, strict=True):
-        ranked = [QI_CODES[j] for j in np.argsort(-q)[:n_codes]]
+        top = np.argsort(-q)[:n_codes]
+        ranked = [QI_CODES[j] for j in top]
         predicted = SENTIMENTS[int(s.argmax())]
         out.append({
             **{k: row.get(k) for k in ("report_id", "part", "kind", "subsection", "text")},
@@ -77,7 +81,7 @@ def scored_rows(rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_codes: int
                                                                        strict=True)},
             "qi": row["qi"],
             "predicted_qi": ranked,
-            "predicted_qi_scores": [round(float(q[QI_CODES.index(c)]), 4) for c in ranked],
+            "predicted_qi_scores": [round(float(q[j]), 4) for j in top],
             "sentiment_correct": predicted == row["sentiment"],
             "qi_correct": ranked[0] == row["qi"][0],
         })
@@ -86,7 +90,7 @@ def scored_rows(rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_codes: int
 
 def evaluate(
     rows: list[dict[str, Any]], models: Models, frozen_encoder: Encode | None = None,
-    n_boot: int = RESAMPLES, level: float = LEVEL, seed: int = 0,
+    n_boot: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL, seed: int = 0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, per-sentence rows) of the models on labelled ``rows``, in file order (a
     sentence's neighbours are the rows around it)."""

@@ -23,6 +23,8 @@ from pipeline.classifier.card import render_card
 from pipeline.classifier.data import read_labels, source_neutrals, text_key
 from pipeline.classifier.evaluate import (
     BASELINES,
+    INTERVAL_LEVEL,
+    INTERVAL_RESAMPLES,
     Predictor,
     bootstrap_intervals,
     confusion_rows,
@@ -65,9 +67,6 @@ DEFAULTS: dict[str, Any] = {
     "embedding_cache": "",  # optional .npz cache of the frozen encoder's vectors
 }
 
-
-INTERVAL_LEVEL = 0.95  # bootstrap intervals of the headline figures in the metrics
-INTERVAL_RESAMPLES = 1000
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -176,9 +176,13 @@ def _macro_f1(true: np.ndarray, pred: np.ndarray, k: int) -> float:
     return float(f1[present].mean()) if present.any() else 0.0
 
 
+INTERVAL_LEVEL = 0.95  # the bootstrap intervals the train stage and `evaluate` report
+INTERVAL_RESAMPLES = 1000
+
+
 def bootstrap_intervals(
-    rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_boot: int = 1000,
-    level: float = 0.95, seed: int = 0,
+    rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_boot: int = INTERVAL_RESAMPLES,
+    level: float = INTERVAL_LEVEL, seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Percentile intervals of the headline figures over resampled labelled sentences.
 

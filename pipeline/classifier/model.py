@@ -490,7 +490,7 @@ def fit_temperature(logits: np.ndarray, true: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-CONTEXT_FIELDS = ("part", "kind", "subsection")
+POSITION_FIELDS = ("part", "kind", "subsection")  # where a sentence sits; see has_context
 
 
 def has_context(row: dict[str, Any]) -> bool:
@@ -508,7 +508,7 @@ def strip_context(
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """The rows with part, kind and heading left out, and their vectors likewise (no
     heading vector); order, and so the neighbours, is kept."""
-    bare = [{**r, **dict.fromkeys(CONTEXT_FIELDS, "")} for r in rows]
+    bare = [{**r, **dict.fromkeys(POSITION_FIELDS, "")} for r in rows]
     return bare, {**vectors, "heading": np.zeros_like(vectors["heading"])}
 
 
