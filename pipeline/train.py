@@ -68,7 +68,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:
     merged = dict(DEFAULTS)
     for key, value in (params or {}).items():
@@ -146,29 +145,29 @@ def _finetune(rows: list[dict], params: dict[str, Any], steps: int, seed: int):
 def model_predictor(params: dict[str, Any], finetune_steps: int) -> Predictor:
     """The model as a fold predictor; fine-tunes inside the fold when asked to.
 
-    Each fold's fitted model is kept, so that scoring the same fold's held-out
+    Each fold's fitted model is kept (with the tuned vectors of its held-out
+    sentences, not the tuned encoder), so that scoring the same fold's held-out
     sentences a second time (without their context) fits nothing again.
     """
-    fitted: dict[tuple, tuple[SegmentClassifier, Any]] = {}
+    fitted: dict[tuple, tuple[SegmentClassifier, dict[str, np.ndarray]]] = {}
 
     def predict(train_rows, train_vecs, test_rows, test_vecs, seed):
         key = (seed, len(train_rows), tuple(sorted({r["report_id"] for r in train_rows})))
         if key not in fitted:
-            encoder = None
+            tuned: dict[str, np.ndarray] = {}
             if finetune_steps > 0:
                 from pipeline.classifier.finetune import encode_with
 
                 encoder = _finetune(train_rows, params, finetune_steps, seed)
                 train_vecs = {**train_vecs, "text_ft": encode_with(
                     encoder, [r["text"] for r in train_rows])}
+                texts = [r["text"] for r in test_rows]
+                tuned = dict(zip(texts, encode_with(encoder, texts), strict=True))
             fitted[key] = make_classifier(params, calibrate=False).fit(
-                train_rows, train_vecs), encoder
-        clf, encoder = fitted[key]
-        if encoder is not None:
-            from pipeline.classifier.finetune import encode_with
-
-            test_vecs = {**test_vecs, "text_ft": encode_with(
-                encoder, [r["text"] for r in test_rows])}
+                train_rows, train_vecs), tuned
+        clf, tuned = fitted[key]
+        if tuned:
+            test_vecs = {**test_vecs, "text_ft": np.stack([tuned[r["text"]] for r in test_rows])}
         return clf.predict_proba(test_rows, test_vecs)
 
     return predict
@@ -281,8 +280,7 @@ def train(
         first_probs = probs["model"]
         metrics["intervals"] = {
             "level": INTERVAL_LEVEL, "resamples": INTERVAL_RESAMPLES,
-            "model": bootstrap_intervals(rows, *first_probs, n_boot=INTERVAL_RESAMPLES,
-                                         level=INTERVAL_LEVEL, seed=params["seed"])}
+            "model": bootstrap_intervals(rows, *first_probs, seed=params["seed"])}
         temperatures, metrics["calibration"] = calibration(rows, first_probs, params)
         bare = loro_predictions(rows, vectors, without_context(predictors["model"]),
                                 params["eval_seeds"][0])

@@ -415,6 +415,26 @@ def test_without_context_blanks_only_the_held_out_rows_context():
     assert not seen["heading"].any()
 
 
+def test_fold_predictor_fits_each_fold_once_and_keeps_no_encoder(monkeypatch):
+    import pipeline.classifier.finetune as finetune
+    import pipeline.train as train_stage
+    from pipeline.classifier.evaluate import without_context
+
+    calls = []
+    monkeypatch.setattr(train_stage, "_finetune",
+                        lambda rows, params, steps, seed: calls.append(len(rows)) or "enc")
+    monkeypatch.setattr(finetune, "encode_with", lambda encoder, texts: hashing_encoder(texts))
+    rows = small_rows(per_report=15)
+    vecs = row_vectors(rows, hashing_encoder)
+    predict = train_stage.model_predictor(train_stage._params({"bare_model": True}), 2)
+    full = loro_predictions(rows, vecs, predict, 0)
+    assert len(calls) == 3  # one fine-tuning per held-out report
+    bare = loro_predictions(rows, vecs, without_context(predict), 0)
+    assert len(calls) == 3  # the second pass reuses each fold's model and tuned vectors
+    assert full[0].shape == bare[0].shape == (45, len(SENTIMENTS))
+    assert np.allclose(full[0].sum(axis=1), 1) and np.allclose(bare[1].sum(axis=1), 1)
+
+
 def test_bootstrap_intervals_bracket_the_figure_and_skip_context_rows():
     rng = np.random.default_rng(1)
     true = rng.choice(SENTIMENTS, 300, p=[0.5, 0.3, 0.15, 0.05])

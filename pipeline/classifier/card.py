@@ -33,7 +33,8 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
     intervals = metrics.get("intervals", {}).get("model", {})
     lines = [
         "| measure | " + " | ".join(_NAMES[n] for n in names)
-        + (" | this model, 95% interval |" if intervals else " |"),
+        + (f" | this model, {metrics['intervals'].get('level', 0.95):.0%} interval |"
+           if intervals else " |"),
         "|---|" + "---|" * (len(names) + bool(intervals)),
     ]
     for key in HEADLINE:
