@@ -26,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.classifier.data import read_labels, source_neutrals  # noqa: E402
-from pipeline.classifier.evaluate import evaluate_all, headline  # noqa: E402
-from pipeline.classifier.vectors import row_vectors  # noqa: E402
-from pipeline.classify import classify, load_models  # noqa: E402
-from pipeline.train import _params, model_predictor, train, training_rows  # noqa: E402
+from pipeline.classify.stage import classify, load_models  # noqa: E402
+from pipeline.evaluate.protocol import evaluate_all, headline  # noqa: E402
+from pipeline.train.data import read_labels, source_neutrals  # noqa: E402
+from pipeline.train.stage import _params, model_predictor, train, training_rows  # noqa: E402
+from pipeline.train.vectors import row_vectors  # noqa: E402
 
 
 def report_segments(labels: Path, sources: Path, n: int = 400) -> list[dict]:
@@ -90,7 +90,7 @@ def main() -> None:
             print(f"{f'classify {len(segments)} sentences (cold: encodes all), run {k + 1}':58s} "
                   f"{cold[-1]:7.1f} s", flush=True)
         print(f"{'classify cold, median of 3':58s} {statistics.median(cold):7.1f} s")
-        from pipeline.embed import EmbeddingCache
+        from pipeline.embed.stage import EmbeddingCache
 
         cache = EmbeddingCache(None, models.encoder)
         cache.embed([s["text"] for s in segments])  # what the embed stage does ahead
@@ -101,7 +101,7 @@ def main() -> None:
     if args.finetune_loro:
         params = _params({**base, "eval_finetune_steps": args.finetune_loro})
         rows = training_rows([args.labels], params)
-        from pipeline.embed import EmbeddingCache
+        from pipeline.embed.stage import EmbeddingCache
 
         vectors = row_vectors(rows, EmbeddingCache(None, params["encoder"]))
         predictors = {

@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.extract import extract_pdf  # noqa: E402
-from pipeline.similarity import markdown_text, similarity  # noqa: E402
+from pipeline.extract.similarity import markdown_text, similarity  # noqa: E402
+from pipeline.extract.stage import extract_pdf  # noqa: E402
 
 LAYOUTS = {
     "browser-1col": "body{font:11pt 'Liberation Sans',sans-serif;line-height:1.5}",

@@ -32,13 +32,13 @@ from sklearn.metrics import cohen_kappa_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.benchmark import cell_counts  # noqa: E402
-from pipeline.classifier import SENTIMENTS, qi_area  # noqa: E402
-from pipeline.classifier.features import part_group  # noqa: E402
-from pipeline.classify import classify, load_models  # noqa: E402
-from pipeline.embed import EmbeddingCache  # noqa: E402
-from pipeline.extract import extract_pdf  # noqa: E402
-from pipeline.segment import segment_report  # noqa: E402
+from pipeline.classify.stage import classify, load_models  # noqa: E402
+from pipeline.compare.benchmark import cell_counts  # noqa: E402
+from pipeline.core.schema import SENTIMENTS, qi_area  # noqa: E402
+from pipeline.embed.stage import EmbeddingCache  # noqa: E402
+from pipeline.extract.stage import extract_pdf  # noqa: E402
+from pipeline.segment.stage import segment_report  # noqa: E402
+from pipeline.train.features import part_group  # noqa: E402
 
 ALIGN_ENCODER = "mpnet"
 

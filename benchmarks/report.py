@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import benchmark, report, themes
-from pipeline.embed import EmbeddingCache
-from pipeline.io import read_jsonl
+from pipeline.compare import benchmark
+from pipeline.core.io import read_jsonl
+from pipeline.embed.stage import EmbeddingCache
+from pipeline.report import render as report
+from pipeline.themes import stage as themes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from pipeline.errors import InputError
-from pipeline.io import atomic_write
+from pipeline.core.errors import InputError
+from pipeline.core.io import atomic_write
 
 app = typer.Typer(
     add_completion=False,
@@ -61,7 +61,7 @@ def _report_errors(errors: list[InputError]) -> None:
 
 
 def _section(name: str, defaults: dict[str, Any], params: Path | None) -> dict[str, Any]:
-    from pipeline.params import section
+    from pipeline.core.params import section
 
     return section(name, defaults, params)
 
@@ -75,7 +75,7 @@ def extract(
     params: ParamsOpt = None,
 ) -> None:
     """Extract page text from report PDFs (reading order, no headers/footers)."""
-    from pipeline import extract as stage
+    from pipeline.extract import stage
 
     errors = stage.extract_path(
         inputs, out, keep_going, _section("extract", stage.DEFAULTS, params)
@@ -98,7 +98,7 @@ def segment(
     params: ParamsOpt = None,
 ) -> None:
     """Recover each report's structure and grades; one segment per sentence."""
-    from pipeline import segment as stage
+    from pipeline.segment import stage
 
     rows = stage.read_manifest(manifest) if manifest else {}
     errors = stage.run(inputs, out, _section("segment", stage.DEFAULTS, params), keep_going, rows)
@@ -113,7 +113,7 @@ def embed(
     params: ParamsOpt = None,
 ) -> None:
     """Sentence embeddings of every segment, cached by text hash."""
-    from pipeline import embed as stage
+    from pipeline.embed import stage
 
     settings = _section("embed", stage.DEFAULTS, params)
     n = stage.run(segments, out, settings)
@@ -139,7 +139,7 @@ def train(
     params: ParamsOpt = None,
 ) -> None:
     """Train the QI and sentiment classifiers on labelled sentences."""
-    from pipeline import train as stage
+    from pipeline.train import stage
 
     stage.train(
         labels,
@@ -168,7 +168,7 @@ def classify(
     ] = None,
 ) -> None:
     """Add QI and sentiment predictions (with scores) to every segment."""
-    from pipeline.runner import classify_file
+    from pipeline.classify.stage import classify_file
 
     n = classify_file(segments, model, out, embeddings)
     out_console.print(f"classified {n} segments -> {out}")
@@ -192,9 +192,9 @@ def evaluate(
     """Score the classifiers on labelled sentences of reports they were not trained on."""
     from rich.table import Table
 
-    from pipeline import evaluate as stage
-    from pipeline.classify import load_models
-    from pipeline.io import write_json, write_jsonl
+    from pipeline.classify.stage import load_models
+    from pipeline.core.io import write_json, write_jsonl
+    from pipeline.evaluate import stage
 
     models = load_models(model)  # first, so a bad model fails before the labels are read
     rows = stage.held_out_labels(labels, models.info)
@@ -223,7 +223,7 @@ def themes(
     params: ParamsOpt = None,
 ) -> None:
     """Cluster segments into themes with readable labels."""
-    from pipeline import themes as stage
+    from pipeline.themes import stage
 
     stage.run(segments, embeddings, out, _section("themes", stage.DEFAULTS, params))
     out_console.print(f"themes -> {out}")
@@ -235,7 +235,7 @@ def compare(
     segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
     reports: Annotated[Path, typer.Option("--reports", help="reports.jsonl from `segment`.")],
     themes_dir: Annotated[Path, typer.Option("--themes", help="Folder written by `themes`.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for benchmark.json and the report.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for benchmark.json.")],
     focus: Annotated[
         str | None, typer.Option("--focus", help="Partnership to benchmark (default: params).")
     ] = None,
@@ -244,9 +244,9 @@ def compare(
     ] = Path("data/reference/official_evaluations.csv"),
     params: ParamsOpt = None,
 ) -> None:
-    """Benchmark the focus partnership against its peers; write the comparison report."""
-    from pipeline import compare as stage
-    from pipeline.runner import focus_name
+    """Benchmark the focus partnership against its peers (benchmark.json)."""
+    from pipeline.compare import stage
+    from pipeline.core.params import focus_name
 
     settings = _section("compare", stage.DEFAULTS, params)
     written = stage.run(
@@ -258,6 +258,21 @@ def compare(
         focus=focus_name(focus, params),
         reference=reference,
     )
+    out_console.print(f"benchmark -> {written}")
+
+
+@app.command()
+@_fail_cleanly
+def report(
+    benchmark: Annotated[Path, typer.Argument(help="benchmark.json from `compare`.")],
+    segments: Annotated[Path, typer.Option("--segments", help="Classified segments (JSONL).")],
+    themes_dir: Annotated[Path, typer.Option("--themes", help="Folder written by `themes`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report and plot files.")],
+) -> None:
+    """Write the comparison report (HTML and Markdown) and its plot files."""
+    from pipeline.report import render as stage
+
+    written = stage.run(benchmark, themes_dir / "themes.json", segments, out)
     out_console.print(f"comparison report -> {written}")
 
 

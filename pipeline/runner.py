@@ -11,39 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import classify, compare, embed, extract, segment, themes, train
-from pipeline.errors import InputError
-from pipeline.io import read_jsonl, write_json, write_jsonl
-from pipeline.params import read_params, section
-
-
-def focus_name(focus: str | None, params_path: Path | None) -> str:
-    if focus:
-        return focus
-    data = read_params(params_path).get("data") or {}
-    name = data.get("focus")
-    if not name:
-        raise InputError(params_path or "params.yaml", "no focus partnership: pass --focus NAME")
-    return str(name)
-
-
-def classify_file(
-    segments_path: Path, model_dir: Path, out_path: Path, embeddings: Path | None = None
-) -> int:
-    """Classify every segment of a JSONL file with the models in ``model_dir``.
-
-    ``embeddings`` is the embed stage's cache: when it was filled by the models' encoder,
-    its vectors are reused instead of encoding every sentence a second time (texts it
-    lacks, such as headings, are encoded); a cache of another encoder is not used.
-    """
-    models = classify.load_models(model_dir)  # first, so a bad model fails before reading
-    cache = None
-    if embeddings and Path(embeddings).exists() \
-            and embed.stored_encoder(embeddings) == models.encoder:
-        cache = embed.EmbeddingCache(embeddings, models.encoder)
-    rows = classify.classify(read_jsonl(segments_path), models, cache)
-    write_jsonl(out_path, rows)
-    return len(rows)
+from pipeline.classify import stage as classify
+from pipeline.compare import stage as compare
+from pipeline.core.errors import InputError
+from pipeline.core.io import write_json
+from pipeline.core.params import focus_name, section
+from pipeline.embed import stage as embed
+from pipeline.extract import stage as extract
+from pipeline.report import render as report
+from pipeline.segment import stage as segment
+from pipeline.themes import stage as themes
+from pipeline.train import stage as train
 
 
 def run_all(
@@ -91,7 +69,8 @@ def run_all(
             [labels], model_dir, section("train", train.DEFAULTS, params_path), evaluate=False
         )
     log("classifying")
-    classify_file(segments_path, model_dir, out / "classified.jsonl", out / "embeddings.npz")
+    classify.classify_file(
+        segments_path, model_dir, out / "classified.jsonl", out / "embeddings.npz")
     log("clustering themes")
     themes.run(
         out / "classified.jsonl",
@@ -100,7 +79,7 @@ def run_all(
         section("themes", themes.DEFAULTS, params_path),
     )
     log("comparing partnerships")
-    return compare.run(
+    benchmark_path = compare.run(
         out / "classified.jsonl",
         out / "segments" / "reports.jsonl",
         out / "themes",
@@ -109,3 +88,6 @@ def run_all(
         name,
         reference,
     )
+    log("writing the report")
+    return report.run(
+        benchmark_path, out / "themes" / "themes.json", out / "classified.jsonl", out)

@@ -20,7 +20,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def corpus_docs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Every PDF of ../shared/corpus/pdf through the extract stage: report_id -> document."""
-    from pipeline.extract import DEFAULTS, extract_pdf
+    from pipeline.extract.stage import DEFAULTS, extract_pdf
 
     return {
         pdf.stem: extract_pdf(pdf, DEFAULTS)

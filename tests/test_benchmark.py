@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import benchmark as bm
-from pipeline import grade_predictor as gp
-from pipeline.errors import InputError
+from pipeline.compare import benchmark as bm
+from pipeline.compare import grade_predictor as gp
+from pipeline.core.errors import InputError
 
 FOCUS = "Avonford"
 # partnership -> QI -> (positive, negative, mixed) counts. The focus is clearly better than

@@ -16,16 +16,10 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from pipeline.classifier import QI_CODES, SENTIMENTS, qi_area
-from pipeline.classifier import features as F
-from pipeline.classifier.data import (
-    is_neutral_lead_in,
-    read_label_file,
-    read_labels,
-    source_neutrals,
-    split_sentences,
-)
-from pipeline.classifier.evaluate import (
+from pipeline.classify.stage import PREDICTED_FIELDS, classify, load_models
+from pipeline.core.errors import InputError
+from pipeline.core.schema import QI_CODES, SENTIMENTS, qi_area
+from pipeline.evaluate.protocol import (
     bootstrap_intervals,
     loro_predictions,
     qi_metrics,
@@ -33,11 +27,17 @@ from pipeline.classifier.evaluate import (
     sentiment_metrics,
     summarise,
 )
-from pipeline.classifier.model import SegmentClassifier, SoftmaxRegression, lbfgs
-from pipeline.classifier.persist import load_classifier
-from pipeline.classifier.vectors import row_vectors
-from pipeline.classify import PREDICTED_FIELDS, classify, load_models
-from pipeline.errors import InputError
+from pipeline.train import features as F
+from pipeline.train.data import (
+    is_neutral_lead_in,
+    read_label_file,
+    read_labels,
+    source_neutrals,
+    split_sentences,
+)
+from pipeline.train.model import SegmentClassifier, SoftmaxRegression, lbfgs
+from pipeline.train.persist import load_classifier
+from pipeline.train.vectors import row_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO / "data" / "labels"
@@ -317,7 +317,7 @@ def test_context_changes_the_qi(tiny_model):
 
 
 def test_rows_without_context_go_to_the_bare_model(tiny_model):
-    from pipeline.classifier.model import has_context, strip_context
+    from pipeline.train.model import has_context, strip_context
 
     model, rows, vectors = tiny_model
     assert model.bare_model and model.bare_model_ is not None
@@ -398,7 +398,7 @@ def test_loro_never_trains_on_the_held_out_report():
 
 
 def test_without_context_blanks_only_the_held_out_rows_context():
-    from pipeline.classifier.evaluate import without_context
+    from pipeline.evaluate.protocol import without_context
 
     seen = {}
 
@@ -416,9 +416,9 @@ def test_without_context_blanks_only_the_held_out_rows_context():
 
 
 def test_fold_predictor_fits_each_fold_once_and_keeps_no_encoder(monkeypatch):
-    import pipeline.classifier.finetune as finetune
-    import pipeline.train as train_stage
-    from pipeline.classifier.evaluate import without_context
+    import pipeline.train.finetune as finetune
+    import pipeline.train.stage as train_stage
+    from pipeline.evaluate.protocol import without_context
 
     calls = []
     monkeypatch.setattr(train_stage, "_finetune",
@@ -465,7 +465,7 @@ def test_summarise_mean_and_spread():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import pipeline.train as train_stage
+    import pipeline.train.stage as train_stage
 
     tmp = tmp_path_factory.mktemp("train")
     labels = tmp / "labels"
@@ -565,7 +565,7 @@ def test_tampered_model_file_is_refused(trained, tmp_path):
 
 
 def test_evaluate_scores_held_out_labels_with_intervals(trained):
-    from pipeline.evaluate import evaluate, held_out_labels, summary_lines
+    from pipeline.evaluate.stage import evaluate, held_out_labels, summary_lines
 
     tmp, _ = trained
     models = load_models(tmp / "models")
@@ -593,7 +593,7 @@ def test_evaluate_scores_held_out_labels_with_intervals(trained):
 
 
 def test_evaluate_refuses_sentences_the_models_were_trained_on(trained, tmp_path):
-    from pipeline.evaluate import held_out_labels
+    from pipeline.evaluate.stage import held_out_labels
 
     tmp, _ = trained
     models = load_models(tmp / "models")
@@ -657,7 +657,7 @@ def test_foreign_or_pickled_model_file_is_refused(tmp_path):
 
 
 def test_train_rejects_bad_params_and_labels(tmp_path):
-    from pipeline.train import train
+    from pipeline.train.stage import train
 
     with pytest.raises(InputError, match="unknown parameter train.bogus"):
         train([LABELS], tmp_path / "m", {"bogus": 1})
@@ -730,7 +730,7 @@ def test_row_vectors_pool_clauses_when_the_encoder_can():
 
 
 def test_stack_features_read_neighbours_and_clause_clash():
-    from pipeline.classifier.model import stack_features
+    from pipeline.train.model import stack_features
 
     k = len(SENTIMENTS)
     pos, neg = np.eye(k)[SENTIMENTS.index("positive")], np.eye(k)[SENTIMENTS.index("negative")]

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.classifier import QI_CODES, SENTIMENTS
-from pipeline.classifier.data import read_label_file
-from pipeline.classify import classify, load_models
+from pipeline.classify.stage import classify, load_models
 from pipeline.cli import app
-from pipeline.errors import InputError
-from pipeline.train import train
+from pipeline.core.errors import InputError
+from pipeline.core.schema import QI_CODES, SENTIMENTS
+from pipeline.train.data import read_label_file
+from pipeline.train.stage import train
 
 REPO = Path(__file__).resolve().parents[1]
 

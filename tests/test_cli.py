@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.io import atomic_write, write_json
+from pipeline.core.io import atomic_write, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -96,7 +96,7 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_focus_comes_from_params_and_must_be_set(tmp_path: Path) -> None:
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     from pipeline.runner import focus_name
 
     params = tmp_path / "params.yaml"

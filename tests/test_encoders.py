@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import encoders
-from pipeline.embed import EmbeddingCache, stored_encoder
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
+from pipeline.embed import encoders
+from pipeline.embed.stage import EmbeddingCache, stored_encoder
 
 
 def test_unknown_encoder_is_a_params_error():
@@ -79,7 +79,7 @@ def test_a_cache_filled_by_another_encoder_is_ignored(tmp_path):
 @pytest.mark.slow
 def test_mpnet_encodes():
     """The README's set-up installs the parts; the classifiers' default needs them."""
-    from pipeline.embed import encode
+    from pipeline.embed.stage import encode
 
     vecs = encode(["Most children were safe.", "Few plans were reviewed."], "mpnet")
     assert vecs.shape == (2, 768)
@@ -95,7 +95,7 @@ TEXTS = ["Most children were safe.", "  Few plans were reviewed on time.  ",
 @pytest.fixture()
 def runtime_cache(tmp_path, monkeypatch):
     """A fresh cache folder (so the ONNX file is exported in the test) and fresh loaders."""
-    from pipeline import encoder_runtime
+    from pipeline.embed import runtime as encoder_runtime
 
     monkeypatch.setenv("INSPECTIONS_CACHE", str(tmp_path))
     encoder_runtime._load.cache_clear()
@@ -107,8 +107,8 @@ def runtime_cache(tmp_path, monkeypatch):
 def test_onnx_and_torch_give_the_same_vectors(name, request, monkeypatch):
     """ONNX Runtime is an implementation detail: the vectors are PyTorch's, truncation of
     a text longer than the model reads and stripped whitespace included."""
-    from pipeline import encoder_runtime
-    from pipeline.embed import encode
+    from pipeline.embed import runtime as encoder_runtime
+    from pipeline.embed.stage import encode
 
     if name == "minilm":  # a fresh export; mpnet's unpacked model and export are reused
         request.getfixturevalue("runtime_cache")
@@ -124,7 +124,7 @@ def test_onnx_and_torch_give_the_same_vectors(name, request, monkeypatch):
 
 
 def test_the_export_happens_once_and_leaves_no_partial_file(runtime_cache):
-    from pipeline import encoder_runtime
+    from pipeline.embed import runtime as encoder_runtime
 
     encoder_runtime.load("minilm")
     exported = list((runtime_cache / "onnx").iterdir())
@@ -136,7 +136,7 @@ def test_the_export_happens_once_and_leaves_no_partial_file(runtime_cache):
 
 
 def test_a_damaged_export_says_how_to_recover(runtime_cache):
-    from pipeline import encoder_runtime
+    from pipeline.embed import runtime as encoder_runtime
 
     encoder_runtime.load("minilm")
     (exported,) = (runtime_cache / "onnx").iterdir()
@@ -148,7 +148,7 @@ def test_a_damaged_export_says_how_to_recover(runtime_cache):
 
 
 def test_an_unknown_runtime_is_refused(monkeypatch):
-    from pipeline import encoder_runtime
+    from pipeline.embed import runtime as encoder_runtime
 
     monkeypatch.setenv("INSPECTIONS_RUNTIME", "tensorflow")
     with pytest.raises(InputError, match="unknown runtime 'tensorflow'"):
@@ -156,7 +156,7 @@ def test_an_unknown_runtime_is_refused(monkeypatch):
 
 
 def test_a_model_with_other_pooling_is_refused(tmp_path):
-    from pipeline.encoder_runtime import check_layout
+    from pipeline.embed.runtime import check_layout
 
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "modules.json").write_text(
@@ -171,8 +171,8 @@ def test_a_model_with_other_pooling_is_refused(tmp_path):
 def test_spans_are_pooled_from_the_sentence_pass(runtime_cache, monkeypatch):
     """A clause's vector is its tokens' share of the whole sentence's pass: one forward
     pass per sentence, stored in the cache with the sentence's own vector."""
-    from pipeline import encoder_runtime
-    from pipeline.embed import EmbeddingCache
+    from pipeline.embed import runtime as encoder_runtime
+    from pipeline.embed.stage import EmbeddingCache
 
     encoder = encoder_runtime.load("minilm")
     calls = []

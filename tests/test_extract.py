@@ -17,17 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.extract import (
-    DEFAULTS,
-    extract_path,
-    extract_pdf,
-    pages_text,
-    text_layer_problem,
-)
-from pipeline.pdftext.clean import glyph_counts, list_marker, normalise_chars, tidy_line
-from pipeline.pdftext.furniture import find_furniture, furniture_key
-from pipeline.pdftext.hyphens import (
+from pipeline.core.errors import InputError
+from pipeline.extract.clean import glyph_counts, list_marker, normalise_chars, tidy_line
+from pipeline.extract.furniture import find_furniture, furniture_key
+from pipeline.extract.hyphens import (
     common_words,
     join_across,
     join_lines,
@@ -35,10 +28,17 @@ from pipeline.pdftext.hyphens import (
     resolve,
     vocabulary,
 )
-from pipeline.pdftext.layout import Line, page_lines
-from pipeline.pdftext.paragraphs import Style, blocks
-from pipeline.pdftext.reader import PageText, Piece
-from pipeline.similarity import differences, markdown_text, similarity, tokens
+from pipeline.extract.layout import Line, page_lines
+from pipeline.extract.paragraphs import Style, blocks
+from pipeline.extract.reader import PageText, Piece
+from pipeline.extract.similarity import differences, markdown_text, similarity, tokens
+from pipeline.extract.stage import (
+    DEFAULTS,
+    extract_path,
+    extract_pdf,
+    pages_text,
+    text_layer_problem,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpus"

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import benchmark, report, themes
+from pipeline.compare import benchmark
+from pipeline.report import render as report
+from pipeline.themes import stage as themes
 
 FOCUS = "Realburgh"  # not fictional: its name must never carry "(fictional)"
 PEERS = ["Brae & Glen", "Corriedale", "Drumlee", "Eskbank"]
@@ -249,12 +251,12 @@ def test_run_reads_stage_outputs(tmp_path):
     assert (tmp_path / "out" / "comparison.html").exists()
 
 
-def test_compare_stage_writes_benchmark_report_and_plots(tmp_path):
+def test_compare_then_report_stage_write_benchmark_report_and_plots(tmp_path):
     import json
 
-    from pipeline import compare
-    from pipeline.errors import InputError
-    from pipeline.io import text_hash
+    from pipeline.compare import stage as compare
+    from pipeline.core.errors import InputError
+    from pipeline.core.io import text_hash
 
     segments, vectors, reports = build_corpus()
     seg_path = tmp_path / "segments.jsonl"
@@ -266,8 +268,10 @@ def test_compare_stage_writes_benchmark_report_and_plots(tmp_path):
              vectors=vectors)
     themes.run(seg_path, emb_path, tmp_path / "themes", {"n_themes": 4, "min_df": 2})
     out = tmp_path / "reports"
-    written = compare.run(seg_path, rep_path, tmp_path / "themes", out, {"n_boot": 200},
-                          "realburgh")
+    bench = compare.run(seg_path, rep_path, tmp_path / "themes", out, {"n_boot": 200},
+                        "realburgh")
+    assert bench == out / "benchmark.json" and not (out / "comparison.html").exists()
+    written = report.run(bench, tmp_path / "themes" / "themes.json", seg_path, out)
     assert written == out / "comparison.html" and written.exists()
     for name in ("benchmark.json", "comparison.md", *report.PLOT_FILES):
         assert (out / name).exists(), name

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import report
+from pipeline.report import render as report
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

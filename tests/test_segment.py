@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from pipeline.blocks import blocks_from_pages
-from pipeline.errors import InputError
-from pipeline.generations import load_generations
-from pipeline.grades import read_grades
-from pipeline.segment import run, segment_report
-from pipeline.sentences import split_sentences
+from pipeline.core.errors import InputError
+from pipeline.core.schema import load_generations
+from pipeline.core.sentences import split_sentences
+from pipeline.segment.blocks import blocks_from_pages
+from pipeline.segment.grades import read_grades
+from pipeline.segment.stage import run, segment_report
 
 TITLE = (
     "Report of a joint inspection of services for children and young people in need of care "
@@ -233,7 +233,7 @@ def test_another_generation_is_added_as_data() -> None:
     """A programme with other headings and one graded QI needs a spec, not new code."""
     import yaml
 
-    from pipeline.generations import parse_generation
+    from pipeline.core.schema import parse_generation
 
     spec = yaml.safe_load(
         r"""
@@ -274,7 +274,7 @@ grades:
 
 
 def test_manifest_is_read_from_a_file_or_its_folder(tmp_path) -> None:
-    from pipeline.segment import read_manifest
+    from pipeline.segment.stage import read_manifest
 
     (tmp_path / "manifest.csv").write_text("file,report_id,fictional\nf01.pdf,f01,true\n")
     assert read_manifest(tmp_path)["f01"]["fictional"] == "true"

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import ctfidf, themes
-from pipeline.errors import InputError
-from pipeline.io import text_hash
+from pipeline.core.errors import InputError
+from pipeline.core.io import text_hash
+from pipeline.themes import ctfidf
+from pipeline.themes import stage as themes
 
 # Four topics with their own vocabulary; each segment's embedding sits near its topic's centre.
 TOPICS = [

@@ -1,0 +1,648 @@
+"""Benchmark one partnership against the rest of the corpus, indicator by indicator.
+
+For each partnership and quality indicator (the segment's main QI; ``none``
+skipped): segment counts, sentiment shares and a net score, ``(positive -
+negative) / n`` with mixed and neutral counting 0, with a seeded bootstrap
+interval. Resampling the segments of a partnership x QI cell with replacement
+is a multinomial draw of its (positive, negative, other) counts, so that is
+what is drawn: the same distribution, without materialising index arrays.
+
+The focus partnership is then set against its peers' median per QI: the
+difference's interval comes from the same bootstrap replicates (focus minus
+the median of the peers' replicates), so "clearly above/below" means the
+interval excludes 0. When the focus has fewer than ``min_segments`` sentences
+on a QI there is no verdict (``thin``), only a sentence saying so; peers that
+thin are left out of the median. A cell whose sentences all share one
+sentiment has a zero-width percentile interval (a known limit of the plain
+bootstrap on extreme proportions), which is one more reason for the floor.
+
+Grades: the official ones read from each report beside ones predicted from
+the five inspection questions only (see :mod:`pipeline.grade_predictor`),
+evaluated leave-one-report-out. The focus partnership, and any partnership in
+``predictor_exclude`` (Midlothian: kept for evaluation, never trained on), is
+never in the predictor's training set; every predicted grade is out-of-sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.compare import grade_predictor as gp
+from pipeline.core.errors import InputError
+from pipeline.core.io import read_json, read_jsonl, write_json
+from pipeline.themes import stage as themes_mod
+
+QI_TITLES: dict[str, str] = {
+    "1.1": "Improvements in safety, wellbeing and life chances",
+    "2.1": "Impact on children and young people",
+    "2.2": "Impact on families",
+    "3.1": "Impact on staff",
+    "4.1": "Impact on the community",
+    "5.1": "Recognising and responding to concerns",
+    "5.2": "Assessing risks and needs",
+    "5.3": "Planning for individual children",
+    "5.4": "Involving children, young people and families",
+    "6.1": "Policies, procedures and legal measures",
+    "6.2": "Planning and improving services",
+    "6.3": "Participation in service development",
+    "6.4": "Performance management and quality assurance",
+    "7.1": "Management and support of staff",
+    "8.1": "Management of resources and commissioning",
+    "9.1": "Vision, values and aims",
+    "9.2": "Leadership of strategy and direction",
+    "9.3": "Leadership of people and partnerships",
+    "9.4": "Leadership of improvement and change",
+    "10.1": "Capacity for improvement",
+}
+GRADED_TITLES: dict[str, str] = {
+    "9": "Leadership (9.1-9.4 together)",
+    "2.1": "Impact on children and young people",
+    "2.2": "Impact on families",
+    "1.1": "Improvements in safety, wellbeing and life chances",
+}
+SENTIMENTS = ("positive", "negative", "mixed", "neutral")
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "n_boot": 2000,
+    "ci": 0.95,
+    "min_segments": 5,  # fewer segments in a cell: the evidence is called thin
+    "min_peers": 2,  # fewer peers with enough segments: no verdict against peers
+    "n_peers": 3,  # nearest peers listed
+    "profile_shrink": 3.0,  # pseudo-segments pulling a thin QI toward the corpus mean
+    "grade_shrink": 3.0,  # same, toward the report's own net, for the grade features
+    "ridge_alpha": 1.0,
+    "min_sigma": 0.5,
+    "predictor_parts": ["q1", "q2", "q3", "q4", "q5"],
+    "predictor_exclude": ["Midlothian"],
+    "grade_qis": dict(gp.DEFAULT_GRADE_QIS),
+    "n_evidence": 3,  # evidence sentences per side per QI in the report
+}
+
+
+def _merged(params: dict[str, Any] | None) -> dict[str, Any]:
+    unknown = set(params or {}) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown compare params: {', '.join(sorted(unknown))}")
+    return {**DEFAULTS, **(params or {})}
+
+
+def qi_sort_key(code: str) -> tuple:
+    try:
+        return (0, *(int(x) for x in str(code).split(".")))
+    except ValueError:
+        return (1, str(code))
+
+
+def main_qi(seg: dict) -> str:
+    qi = seg.get("qi") or ["none"]
+    if isinstance(qi, str):
+        qi = [q.strip() for q in qi.split(",")]
+    return str(qi[0]) if qi else "none"
+
+
+def display_name(name: str, fictional: bool) -> str:
+    return f"{name} (fictional)" if fictional else name
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+
+def resolve_focus(focus: str, partnerships: list[str]) -> str:
+    """The corpus spelling of ``focus`` (case and spacing forgiven)."""
+    present = ", ".join(partnerships) or "none"
+    if not focus or not str(focus).strip():
+        raise InputError(None, f"no focus partnership given (partnerships present: {present})")
+    wanted = " ".join(focus.lower().split())
+    for name in partnerships:
+        if " ".join(name.lower().split()) == wanted:
+            return name
+    raise InputError(None, f"focus partnership '{focus}' is not in the corpus "
+                           f"(partnerships present: {present})")
+
+
+# --- per partnership x QI -------------------------------------------------------------
+
+def cell_counts(segments: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
+    """partnership -> main QI -> sentiment counts (QI ``none`` left out)."""
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: dict.fromkeys(SENTIMENTS, 0)))
+    for seg in segments:
+        qi = main_qi(seg)
+        if qi == "none":
+            continue
+        sentiment = seg.get("sentiment") if seg.get("sentiment") in SENTIMENTS else "neutral"
+        out[seg["partnership"]][qi][sentiment] += 1
+    return out
+
+
+def bootstrap_net(counts: dict[str, int], n_boot: int, seed: tuple[int, ...]) -> np.ndarray:
+    """Bootstrap replicates of the net score of one cell (resampling its segments)."""
+    n = sum(counts.values())
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    probs = np.array([counts["positive"], counts["negative"],
+                      counts["mixed"] + counts["neutral"]], dtype=float) / n
+    draws = np.random.default_rng(list(seed)).multinomial(n, probs, size=n_boot)
+    return (draws[:, 0] - draws[:, 1]) / n
+
+
+def _interval(reps: np.ndarray, ci: float) -> tuple[float | None, float | None]:
+    reps = reps[np.isfinite(reps)]
+    if reps.size == 0:
+        return None, None
+    tail = (1 - ci) / 2 * 100
+    lo, hi = np.percentile(reps, [tail, 100 - tail])
+    return _r(lo), _r(hi)
+
+
+def qi_scores(
+    counts: dict[str, dict[str, dict[str, int]]], qis: list[str], p: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], np.ndarray]]:
+    scores: dict[str, dict[str, Any]] = {}
+    reps: dict[tuple[str, str], np.ndarray] = {}
+    for name in sorted(counts):
+        scores[name] = {}
+        for qi in qis:
+            c = counts[name].get(qi)
+            if not c or sum(c.values()) == 0:
+                continue
+            n = sum(c.values())
+            # Seeded per cell, so adding a report never changes another cell's interval.
+            boot = bootstrap_net(c, p["n_boot"],
+                                 (p["seed"], zlib.crc32(name.encode()), zlib.crc32(qi.encode())))
+            reps[(name, qi)] = boot
+            lo, hi = _interval(boot, p["ci"])
+            scores[name][qi] = {
+                "n": n,
+                **{s: _r(c[s] / n) for s in SENTIMENTS},
+                "net": _r((c["positive"] - c["negative"]) / n),
+                "lo": lo,
+                "hi": hi,
+                "thin": n < p["min_segments"],
+            }
+    return scores, reps
+
+
+def compare_focus(
+    focus: str, scores: dict[str, dict[str, Any]], reps: dict[tuple[str, str], np.ndarray],
+    qis: list[str], p: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Per QI: focus against the median of peers with enough segments, in numbers and words."""
+    rows = []
+    pct = round(p["ci"] * 100)
+    for qi in qis:
+        mine = scores.get(focus, {}).get(qi)
+        peers = [name for name in sorted(scores) if name != focus
+                 and qi in scores[name] and scores[name][qi]["n"] >= p["min_segments"]]
+        row: dict[str, Any] = {
+            "qi": qi, "title": QI_TITLES.get(qi, qi), "focus": mine,
+            "n_peers": len(peers),
+            "peer_median": _r(float(np.median([scores[n][qi]["net"] for n in peers])))
+            if peers else None,
+            "diff": None, "diff_lo": None, "diff_hi": None, "rank": None, "rank_of": None,
+        }
+        if mine is None:
+            row.update(verdict="no data", thin=True,
+                       note=f"No sentence of {focus}'s report speaks mainly to this indicator.")
+            rows.append(row)
+            continue
+        ranked = [focus, *peers]
+        nets = {name: scores[name][qi]["net"] for name in ranked}
+        row["rank"] = 1 + sum(nets[name] > nets[focus] for name in peers)
+        row["rank_of"] = len(ranked)
+        thin_focus = mine["n"] < p["min_segments"]
+        if len(peers) < p["min_peers"]:
+            have = "No peer has" if not peers else f"Only {len(peers)} peer(s) have"
+            row.update(verdict="no comparison", thin=True, rank=None, rank_of=None, note=(
+                f"{have} {p['min_segments']} or more sentences on this indicator: too few "
+                "to compare against."))
+            rows.append(row)
+            continue
+        peer_reps = np.stack([reps[(name, qi)] for name in peers])
+        diff_reps = reps[(focus, qi)] - np.median(peer_reps, axis=0)
+        diff = mine["net"] - row["peer_median"]
+        lo, hi = _interval(diff_reps, p["ci"])
+        row.update(diff=_r(diff), diff_lo=lo, diff_hi=hi, thin=thin_focus)
+        span = f"{pct}% interval {lo:+.2f} to {hi:+.2f}"
+        if thin_focus:
+            # A bootstrap over one or two sentences says nothing: no verdict, only words.
+            row["verdict"] = "thin"
+            note = (f"Too little evidence to compare: only {mine['n']} sentence(s), fewer than "
+                    f"{p['min_segments']} (net {mine['net']:+.2f} against a peer median of "
+                    f"{row['peer_median']:+.2f}); read this as indicative only.")
+        elif lo is not None and lo > 0:
+            row["verdict"] = "above"
+            note = (f"More positive than the peer median (net {mine['net']:+.2f} against "
+                    f"{row['peer_median']:+.2f}); the difference ({span}) is larger than the "
+                    "uncertainty.")
+        elif hi is not None and hi < 0:
+            row["verdict"] = "below"
+            note = (f"Less positive than the peer median (net {mine['net']:+.2f} against "
+                    f"{row['peer_median']:+.2f}); the difference ({span}) is larger than the "
+                    "uncertainty.")
+        else:
+            row["verdict"] = "similar"
+            note = (f"Net {mine['net']:+.2f} against a peer median of {row['peer_median']:+.2f}; "
+                    f"the difference ({span}) is within the uncertainty.")
+        row["note"] = note
+        rows.append(row)
+    return rows
+
+
+# --- nearest peers --------------------------------------------------------------------
+
+def qi_profiles(
+    counts: dict[str, dict[str, dict[str, int]]], qis: list[str], shrink: float
+) -> dict[str, np.ndarray]:
+    """Net score per QI, each cell shrunk toward the corpus-wide net of that QI.
+
+    Shrinking keeps a QI with one segment from deciding who looks alike, and
+    gives a value to QIs a report never mentions (the corpus mean).
+    """
+    names = sorted(counts)
+    corpus_mean = []
+    for qi in qis:
+        pos = sum(counts[n].get(qi, {}).get("positive", 0) for n in names)
+        neg = sum(counts[n].get(qi, {}).get("negative", 0) for n in names)
+        tot = sum(sum(counts[n].get(qi, {}).values()) for n in names)
+        corpus_mean.append((pos - neg) / tot if tot else 0.0)
+    out = {}
+    for name in names:
+        vec = []
+        for qi, mean in zip(qis, corpus_mean, strict=True):
+            c = counts[name].get(qi, dict.fromkeys(SENTIMENTS, 0))
+            n = sum(c.values())
+            vec.append((c["positive"] - c["negative"] + shrink * mean) / (n + shrink)
+                       if n + shrink > 0 else mean)
+        out[name] = np.array(vec)
+    return out
+
+
+def nearest_peers(
+    focus: str, profiles: dict[str, np.ndarray], n_peers: int
+) -> list[dict[str, Any]]:
+    """Peers ranked by cosine similarity of profiles centred on the corpus mean.
+
+    Centring matters: raw net scores are mostly positive everywhere, so raw
+    cosine is near 1 for everyone; centred, it compares who is above or below
+    the corpus on the same indicators.
+    """
+    if focus not in profiles or len(profiles) < 2:
+        return []
+    names = sorted(profiles)
+    centre = np.mean([profiles[n] for n in names], axis=0)
+    f = profiles[focus] - centre
+    rows = []
+    for name in names:
+        if name == focus:
+            continue
+        v = profiles[name] - centre
+        denom = np.linalg.norm(f) * np.linalg.norm(v)
+        cosine = float(f @ v / denom) if denom > 0 else 0.0
+        rows.append({"partnership": name, "cosine": _r(cosine),
+                     "distance": _r(float(np.linalg.norm(profiles[focus] - profiles[name])))})
+    rows.sort(key=lambda r: (-r["cosine"], r["distance"], r["partnership"]))
+    return rows[:n_peers]
+
+
+# --- grades ---------------------------------------------------------------------------
+
+def official_grades(report: dict) -> dict[str, str]:
+    """The report's grades that are on the six-point scale, canonically spelled."""
+    out = {}
+    for code, name in (report.get("grades") or {}).items():
+        value = gp.grade_value(name)
+        if value is not None:
+            out[str(code)] = gp.grade_name(value)
+    return out
+
+
+def grade_section(
+    segments: list[dict], reports: list[dict], focus: str, p: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Predicted grades per report, and the predictor's leave-one-report-out evaluation."""
+    by_report: dict[str, list[dict]] = defaultdict(list)
+    for seg in segments:
+        by_report[seg.get("report_id")].append(seg)
+    grade_qis = p["grade_qis"]
+    features = {
+        r["report_id"]: gp.report_features(by_report.get(r["report_id"], []), grade_qis,
+                                           p["predictor_parts"], p["grade_shrink"])
+        for r in reports
+    }
+    excluded = {" ".join(x.lower().split()) for x in [focus, *p["predictor_exclude"]]}
+    train_rows: list[tuple[str, str, list[float], int]] = []
+    for r in reports:
+        if " ".join(r["partnership"].lower().split()) in excluded:
+            continue
+        if not by_report.get(r["report_id"]):
+            continue  # no text: nothing to learn from
+        for code, name in official_grades(r).items():
+            if code in grade_qis:
+                train_rows.append((r["report_id"], code, features[r["report_id"]][code],
+                                   gp.grade_value(name)))
+    train_reports = sorted({row[0] for row in train_rows})
+    evaluation: dict[str, Any] = {
+        "features": list(gp.FEATURES),
+        "parts": list(p["predictor_parts"]),
+        "train_reports": train_reports,
+        "excluded_partnerships": sorted({focus, *p["predictor_exclude"]}),
+        "model": f"ridge regression on the six-point scale (alpha {p['ridge_alpha']}), "
+                 "Gaussian spread from leave-one-out residuals",
+    }
+    predicted: dict[str, dict[str, Any]] = {r["report_id"]: {} for r in reports}
+    if len(train_reports) < 3:
+        evaluation.update(available=False, note=(
+            f"Only {len(train_reports)} graded report(s) to learn from (3 needed): no grades "
+            "predicted."))
+        return predicted, evaluation
+
+    X = np.array([row[2] for row in train_rows])
+    y = np.array([row[3] for row in train_rows])
+    groups = [row[0] for row in train_rows]
+    loro = gp.leave_one_report_out(X, y, groups, p["ridge_alpha"], p["min_sigma"])
+    for (rid, code, feats, _), proba in zip(train_rows, loro["proba"], strict=True):
+        predicted[rid][code] = _prediction(proba, feats, "leave-one-report-out")
+    model = gp.GradePredictor(p["ridge_alpha"], p["min_sigma"]).fit(X, y)
+    for r in reports:
+        rid = r["report_id"]
+        if rid in train_reports or not by_report.get(rid):
+            continue
+        for code in grade_qis:
+            proba = model.predict_proba(np.array([features[rid][code]]))[0]
+            predicted[rid][code] = _prediction(proba, features[rid][code], "held out")
+    metrics = loro["metrics"]
+    evaluation.update(
+        available=True,
+        loro=metrics,
+        sigma=_r(model.sigma_),
+        coefficients={f: _r(c) for f, c in zip(gp.FEATURES, model.coef_, strict=True)},
+        note=(f"Evaluated on only {metrics['n_reports']} reports x {len(grade_qis)} grades "
+              f"({metrics['n']} grades): figures this thin can move a lot with one report; "
+              "read them as a sanity check, not as accuracy."),
+    )
+    return predicted, evaluation
+
+
+def _prediction(proba: np.ndarray, feats: list[float], how: str) -> dict[str, Any]:
+    best = int(np.argmax(proba))
+    return {
+        "grade": gp.SCALE[best],
+        "confidence": _r(float(proba[best]), 3),
+        "probabilities": {g: _r(float(x), 3) for g, x in zip(gp.SCALE, proba, strict=True)},
+        "features": {f: _r(v) for f, v in zip(gp.FEATURES, feats, strict=True)},
+        "how": how,
+    }
+
+
+# --- reference grades of real partnerships --------------------------------------------
+
+def _indicator_code(indicator: str) -> str:
+    return str(indicator).split(" ", 1)[0].strip()
+
+
+def reference_section(
+    rows: list[dict], focus: str, focus_programme: str | None, focus_grades: dict[str, str]
+) -> dict[str, Any]:
+    """Published grades of real partnerships, grouped by programme, focus set against peers
+    only within its own programme (other programmes grade other things)."""
+    focus_key = " ".join(focus.lower().split())
+    programmes: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        code = _indicator_code(row.get("indicator", ""))
+        value = gp.grade_value(row.get("grade"))
+        programmes[row.get("programme", "").strip()].append({
+            "partnership": row.get("partnership", "").strip(),
+            "published": (row.get("published") or "").strip() or None,
+            "indicator": row.get("indicator", "").strip(),
+            "code": code,
+            "grade": gp.grade_name(value) if value else row.get("grade"),
+            "value": value,
+            "source_url": (row.get("source_url") or "").strip() or None,
+            "is_focus": " ".join(row.get("partnership", "").lower().split()) == focus_key,
+        })
+    out = []
+    order = sorted(programmes, key=lambda prog: (prog != focus_programme, prog))
+    for prog in order:
+        prog_rows = sorted(programmes[prog], key=lambda r: (not r["is_focus"], r["partnership"],
+                                                            qi_sort_key(r["code"])))
+        entry: dict[str, Any] = {
+            "programme": prog,
+            "same_as_focus": prog == focus_programme,
+            "rows": prog_rows,
+            "comparison": [],
+        }
+        if prog == focus_programme:
+            mine = {r["code"]: r for r in prog_rows if r["is_focus"]}
+            for code, grade in focus_grades.items():
+                if code not in mine:
+                    mine[code] = {"grade": grade, "value": gp.grade_value(grade)}
+            codes = sorted({r["code"] for r in prog_rows} | set(mine), key=qi_sort_key)
+            for code in codes:
+                focus_row = mine.get(code)
+                peers = [r for r in prog_rows if r["code"] == code and not r["is_focus"]
+                         and r["value"]]
+                if not focus_row or not focus_row.get("value"):
+                    continue
+                fv = focus_row["value"]
+                entry["comparison"].append({
+                    "code": code,
+                    "title": GRADED_TITLES.get(code, QI_TITLES.get(code, code)),
+                    "focus_grade": focus_row["grade"],
+                    "n_peers": len(peers),
+                    "higher": sum(r["value"] > fv for r in peers),
+                    "same": sum(r["value"] == fv for r in peers),
+                    "lower": sum(r["value"] < fv for r in peers),
+                    "peers": [{"partnership": r["partnership"], "grade": r["grade"]}
+                              for r in peers],
+                })
+        out.append(entry)
+    return {
+        "focus_programme": focus_programme,
+        "programmes": out,
+        "note": ("Grades published for real partnerships, gathered from public pages. They are "
+                 "not part of the analysed corpus. Programmes grade different things: 2012-2017 "
+                 "graded nine QIs of a different framework, 2021-2025 grades only 2.1 about "
+                 "children at risk of harm; compare grades only within a programme."),
+    }
+
+
+# --- the whole benchmark --------------------------------------------------------------
+
+def build_benchmark(
+    segments: list[dict],
+    reports: list[dict],
+    themes: dict[str, Any],
+    segment_themes: list[dict],
+    reference_rows: list[dict],
+    focus: str,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the comparison report shows, as one JSON-ready dict."""
+    p = _merged(params)
+    names = sorted({s["partnership"] for s in segments})
+    focus_name = resolve_focus(focus, names)
+    fictional: dict[str, bool] = {}
+    report_ids: dict[str, list[str]] = defaultdict(list)
+    for r in reports:
+        fictional[r["partnership"]] = fictional.get(r["partnership"], False) or bool(
+            r.get("fictional"))
+        report_ids[r["partnership"]].append(r["report_id"])
+    for seg in segments:
+        if seg.get("report_id") not in report_ids[seg["partnership"]]:
+            report_ids[seg["partnership"]].append(seg.get("report_id"))
+
+    counts = cell_counts(segments)
+    qis = sorted({qi for c in counts.values() for qi in c}, key=qi_sort_key)
+    scores, reps = qi_scores(counts, qis, p)
+    comparison = compare_focus(focus_name, scores, reps, qis, p)
+    peers = nearest_peers(focus_name, qi_profiles(counts, qis, p["profile_shrink"]),
+                          p["n_peers"])
+    for row in peers:
+        row["fictional"] = fictional.get(row["partnership"], False)
+
+    theme_of = {row["segment_id"]: int(row["theme"]) for row in segment_themes
+                if row.get("theme") is not None}
+    assignment = [theme_of.get(s.get("segment_id"), themes_mod.OUTLIER) for s in segments]
+    shares = themes_mod.theme_shares(segments, assignment)
+    n_themes = len(themes.get("themes", []))
+    labels = {t["id"]: t["label"] for t in themes.get("themes", [])}
+    by_theme = themes_mod.distinctive_themes(
+        np.array(assignment), np.array([s["partnership"] for s in segments], dtype=object),
+        focus_name, n_themes, themes.get("params", {}).get("theme_prior",
+                                                           themes_mod.DEFAULTS["theme_prior"]),
+    ) if n_themes else []
+    min_z = themes.get("params", {}).get("min_z", themes_mod.DEFAULTS["min_z"])
+    for row in by_theme:
+        row["label"] = labels.get(row["theme"], str(row["theme"]))
+
+    predicted, evaluation = grade_section(segments, reports, focus_name, p)
+    seg_reports = {s.get("report_id") for s in segments}
+    report_rows = []
+    for r in sorted(reports, key=lambda r: (r["partnership"] != focus_name, r["partnership"],
+                                            r["report_id"])):
+        name = r["partnership"]
+        report_rows.append({
+            "report_id": r["report_id"],
+            "partnership": name,
+            "display_name": display_name(name, fictional.get(name, False)),
+            "fictional": bool(r.get("fictional")),
+            "published": r.get("published"),
+            "programme": r.get("programme"),
+            "title": r.get("title"),
+            "in_corpus": r["report_id"] in seg_reports,
+            "official_grades": official_grades(r),
+            "predicted_grades": predicted.get(r["report_id"], {}),
+            "qi_scores": scores.get(name, {}),
+            "theme_shares": shares.get(name, {}).get("themes", {}),
+            "n_segments": shares.get(name, {}).get("n", 0),
+        })
+
+    focus_reports = [r for r in reports if r["partnership"] == focus_name]
+    focus_programme = next((r.get("programme") for r in focus_reports if r.get("programme")),
+                           None)
+    focus_grades = official_grades(focus_reports[0]) if focus_reports else {}
+    usable = [c for c in comparison if c["diff"] is not None and not c["thin"]]
+    strongest = sorted(usable, key=lambda c: (-c["diff"], qi_sort_key(c["qi"])))
+    weakest = sorted(usable, key=lambda c: (c["diff"], qi_sort_key(c["qi"])))
+    return {
+        "focus": {
+            "partnership": focus_name,
+            "display_name": display_name(focus_name, fictional.get(focus_name, False)),
+            "fictional": fictional.get(focus_name, False),
+            "report_ids": report_ids.get(focus_name, []),
+            "programme": focus_programme,
+            "comparison": comparison,
+            "strongest": [c["qi"] for c in strongest if c["diff"] > 0][:3],
+            "weakest": [c["qi"] for c in weakest if c["diff"] < 0][:3],
+            "distinctive_themes": [r for r in by_theme if r["z"] >= min_z],
+            "underrepresented_themes": [r for r in reversed(by_theme) if r["z"] <= -min_z],
+            "distinctive_phrases": themes.get("distinctive", {}).get(focus_name, {}).get(
+                "phrases", []),
+        },
+        "partnerships": {
+            name: {"fictional": fictional.get(name, False),
+                   "display_name": display_name(name, fictional.get(name, False)),
+                   "report_ids": report_ids.get(name, [])}
+            for name in sorted(set(names) | set(fictional))
+        },
+        "qis": [{"qi": qi, "title": QI_TITLES.get(qi, qi)} for qi in qis],
+        "reports": report_rows,
+        "peers": peers,
+        "grade_predictor": evaluation,
+        "graded_titles": {k: GRADED_TITLES.get(k, k) for k in p["grade_qis"]},
+        "reference": reference_section(reference_rows, focus_name, focus_programme,
+                                       focus_grades),
+        "themes": {"n_themes": n_themes, "outlier_share": themes.get("outlier_share")},
+        "params": p,
+    }
+
+
+def read_reference(path: str | Path) -> list[dict]:
+    """Rows of ``official_evaluations.csv``; a missing column is an InputError."""
+    path = Path(path)
+    needed = {"programme", "partnership", "published", "indicator", "grade", "source_url"}
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = needed - set(reader.fieldnames or [])
+            if missing:
+                raise InputError(path, f"missing column(s): {', '.join(sorted(missing))}")
+            return list(reader)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text") from None
+
+
+def run(
+    segments_path: str | Path,
+    reports_path: str | Path,
+    themes_path: str | Path,
+    segment_themes_path: str | Path,
+    reference_path: str | Path | None,
+    out_dir: str | Path,
+    focus: str,
+    params: dict[str, Any] | None = None,
+    metrics_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Read the stage inputs, write ``out_dir/benchmark.json`` (and metrics if asked)."""
+    segments = read_jsonl(segments_path)
+    reports = read_jsonl(reports_path)
+    for lineno, r in enumerate(reports, start=1):
+        missing = [k for k in ("report_id", "partnership") if not r.get(k)]
+        if missing:
+            raise InputError(reports_path, f"row {lineno} lacks {', '.join(missing)}")
+    for lineno, s in enumerate(segments, start=1):
+        if not s.get("partnership"):
+            raise InputError(segments_path, f"row {lineno} lacks partnership")
+    themes = read_json(themes_path)
+    segment_themes = read_jsonl(segment_themes_path)
+    reference = read_reference(reference_path) if reference_path else []
+    try:
+        result = build_benchmark(segments, reports, themes, segment_themes, reference, focus,
+                                 params)
+    except InputError as err:
+        raise InputError(segments_path, err.reason) from None
+    write_json(Path(out_dir) / "benchmark.json", result)
+    if metrics_path:
+        loro = result["grade_predictor"].get("loro") or {}
+        write_json(metrics_path, {
+            "grade_exact": loro.get("exact"),
+            "grade_within_one": loro.get("within_one"),
+            "grade_qwk": loro.get("qwk"),
+            "grade_majority_rate": loro.get("majority_rate"),
+            "focus_qis_above": sum(c["verdict"] == "above" for c in
+                                   result["focus"]["comparison"]),
+            "focus_qis_below": sum(c["verdict"] == "below" for c in
+                                   result["focus"]["comparison"]),
+        })
+    return result

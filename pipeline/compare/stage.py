@@ -1,0 +1,38 @@
+"""Stage ``compare``: benchmark the focus partnership against its peers.
+
+Glue only: :mod:`pipeline.compare.benchmark` computes the figures into
+``benchmark.json``; the ``report`` stage (:mod:`pipeline.report`) renders them,
+so a change to the report's wording does not recompute a single interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.compare import benchmark
+
+DEFAULTS: dict[str, Any] = dict(benchmark.DEFAULTS)
+
+
+def run(
+    segments_path: Path,
+    reports_path: Path,
+    themes_dir: Path,
+    out_dir: Path,
+    params: dict[str, Any],
+    focus: str,
+    reference: Path | None = None,
+) -> Path:
+    """Write ``out_dir/benchmark.json``; returns its path."""
+    benchmark.run(
+        segments_path,
+        reports_path,
+        Path(themes_dir) / "themes.json",
+        Path(themes_dir) / "segment_themes.jsonl",
+        reference,
+        out_dir,
+        focus,
+        params,
+    )
+    return Path(out_dir) / "benchmark.json"

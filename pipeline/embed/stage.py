@@ -1,0 +1,126 @@
+"""Sentence embeddings for segments, from encoders shipped on PyPI (``pipeline.encoders``).
+
+Models are loaded by path, so nothing ever reaches a model hub. Embeddings are
+cached by text hash: re-running the pipeline after adding one report only encodes
+that report's new sentences. A cache remembers which encoder filled it, and a
+cache filled by another encoder is ignored rather than mixed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.io import atomic_write, text_hash
+from pipeline.embed import runtime as encoder_runtime
+from pipeline.embed.encoders import DIMENSIONS, check_name
+
+DEFAULT_ENCODER = "minilm"
+
+
+def encode(
+    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 16
+) -> np.ndarray:
+    """Unit-normalised embeddings, one row per text, float32."""
+    if not texts:
+        return np.zeros((0, DIMENSIONS[encoder]), dtype=np.float32)
+    return encoder_runtime.load(encoder).encode(texts, batch_size=batch_size)[0]
+
+
+class EmbeddingCache:
+    """A text-hash -> vector store in one ``.npz`` file; call it to embed texts.
+
+    Why one file: DVC tracks it as a single output, and a corpus of 32 reports is
+    about 15,000 sentences (22 MB), small enough to load whole. Span vectors
+    (a clause pooled from its sentence's pass, see ``spans``) are stored under a
+    key of the text and the offsets. With no path it is an in-memory store.
+    """
+
+    def __init__(self, path: str | Path | None, encoder: str = DEFAULT_ENCODER):
+        self.path = Path(path) if path else None
+        self.encoder = check_name(encoder)
+        self._vectors: dict[str, np.ndarray] = {}
+        if self.path and self.path.exists() and stored_encoder(self.path) == encoder:
+            with np.load(self.path, allow_pickle=False) as data:
+                for key, vec in zip(data["keys"], data["vectors"], strict=True):
+                    self._vectors[str(key)] = vec
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
+        keys = [text_hash(t) for t in texts]
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
+        )
+        if missing:
+            new = encode([t for _, t in missing], self.encoder, batch_size)
+            for (key, _), vec in zip(missing, new, strict=True):
+                self._vectors[key] = vec
+        return self._stack(keys)
+
+    def spans(self, texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
+        """One vector per (text, span): the span's tokens pooled out of the whole text's
+        pass; offsets are into the text with surrounding whitespace stripped. The
+        texts' own vectors are stored on the way."""
+        keys = [_span_key(t, s) for t, s in zip(texts, spans, strict=True)]
+        wanted: dict[str, list[tuple[int, int]]] = {}
+        for key, text, span in zip(keys, texts, spans, strict=True):
+            if key not in self._vectors:
+                wanted.setdefault(text, []).append(span)
+        if wanted:
+            todo = sorted(wanted)
+            vectors, pooled = encoder_runtime.load(self.encoder).encode(
+                todo, [wanted[t] for t in todo])
+            for text, vec, span_vecs in zip(todo, vectors, pooled, strict=True):
+                self._vectors[text_hash(text)] = vec
+                for span, span_vec in zip(wanted[text], span_vecs, strict=True):
+                    self._vectors[_span_key(text, span)] = span_vec
+        return self._stack(keys)
+
+    def _stack(self, keys: list[str]) -> np.ndarray:
+        if not keys:
+            return np.zeros((0, DIMENSIONS[self.encoder]), dtype=np.float32)
+        return np.stack([self._vectors[k] for k in keys])
+
+    def save(self, keep: list[str] | None = None) -> None:
+        """Write the cache; ``keep`` (texts) limits it to what the corpus still uses."""
+        if self.path is None:
+            return
+        keys = sorted(
+            self._vectors if keep is None else {text_hash(t) for t in keep} & self._vectors.keys()
+        )
+        vectors = (
+            np.stack([self._vectors[k] for k in keys])
+            if keys
+            else np.zeros((0, DIMENSIONS[self.encoder]), dtype=np.float32)
+        )
+        with atomic_write(self.path, "wb") as fh:
+            np.savez(fh, keys=np.array(keys, dtype="U40"), vectors=vectors,
+                     encoder=np.array(self.encoder))
+
+
+def _span_key(text: str, span: tuple[int, int]) -> str:
+    return text_hash(f"{text.strip()}\x1f{span[0]}:{span[1]}")
+
+
+def stored_encoder(path: str | Path) -> str:
+    """The encoder that filled a cache file (caches written before it was recorded: MiniLM)."""
+    with np.load(path, allow_pickle=False) as data:
+        return str(data["encoder"]) if "encoder" in data.files else "minilm"
+
+
+DEFAULTS: dict[str, Any] = {"batch_size": 16, "encoder": DEFAULT_ENCODER}
+
+
+def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any]) -> int:
+    """Embed every segment of ``segments_path`` into the cache at ``out_path``."""
+    from pipeline.core.io import read_jsonl
+
+    texts = [row["text"] for row in read_jsonl(segments_path)]
+    cache = EmbeddingCache(out_path, check_name(params["encoder"], "embed.encoder"))
+    cache.embed(texts, batch_size=params["batch_size"])
+    cache.save(keep=texts)
+    return len(texts)

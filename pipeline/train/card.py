@@ -1,0 +1,192 @@
+"""The model card: what the models were trained on, how they were measured, their limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.evaluate.protocol import HEADLINE
+
+_NAMES = {
+    "model": "this model",
+    "tfidf_lr": "baseline: TF-IDF + LR",
+    "embedding_lr": "baseline: frozen encoder + LR",
+}
+ENCODER_NAMES = {
+    "mpnet": "all-mpnet-base-v2 (768 dimensions)",
+    "minilm": "all-MiniLM-L6-v2 (384 dimensions)",
+}
+_LABELS = {
+    ("sentiment", "macro_f1"): "sentiment macro-F1",
+    ("sentiment", "accuracy"): "sentiment accuracy",
+    ("qi", "top1"): "QI top-1 (main code)",
+    ("qi", "top3"): "QI top-3",
+    ("qi", "top1_any"): "QI top-1 among annotator codes",
+    ("qi", "area"): "QI area",
+    ("qi", "macro_f1"): "QI macro-F1",
+}
+
+
+def _figures(metrics: dict[str, Any]) -> list[str]:
+    names = [n for n in _NAMES if n in metrics]
+    if not names:
+        return [f"Not evaluated in this run. {metrics.get('note', '')}".strip(), ""]
+    intervals = metrics.get("intervals", {}).get("model", {})
+    lines = [
+        "| measure | " + " | ".join(_NAMES[n] for n in names)
+        + (f" | this model, {metrics['intervals'].get('level', 0.95):.0%} interval |"
+           if intervals else " |"),
+        "|---|" + "---|" * (len(names) + bool(intervals)),
+    ]
+    for key in HEADLINE:
+        cells = []
+        for n in names:
+            value = metrics[n][key[0]][key[1]]
+            cells.append(f"{value['mean']:.3f} ± {value['std']:.3f}")
+        if intervals:
+            band = intervals.get(f"{key[0]}_{key[1]}")
+            cells.append(f"{band['low']:.3f}–{band['high']:.3f}" if band else "")
+        lines.append(f"| {_LABELS[key]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if intervals:
+        lines += [
+            "The interval is a percentile bootstrap over the held-out labelled sentences "
+            f"({metrics['intervals'].get('resamples')} resamples): how far a figure could "
+            "move on another draw of sentences like these. It does not cover a shift to "
+            "real wording.", ""]
+    lines.append("Per-class sentiment F1 (this model): " + ", ".join(
+        f"{c} {v['mean']:.2f}" for c, v in metrics["model"]["sentiment"]["f1"].items()) + ".")
+    if "context_neutral_rate" in metrics["model"]:
+        lines.append(
+            "Held-out introduction/context sentences predicted neutral: "
+            f"{metrics['model']['context_neutral_rate']['mean']:.2f}."
+        )
+    bare = metrics.get("model_without_context")
+    if bare:
+        lines += ["", "Without context (the held-out sentences' part, kind and heading left "
+                  "out, as for bare sentences or a report of another generation; first seed): "
+                  f"sentiment macro-F1 {bare['sentiment']['macro_f1']:.3f}, accuracy "
+                  f"{bare['sentiment']['accuracy']:.3f}; QI top-1 {bare['qi']['top1']:.3f}, "
+                  f"among annotator codes {bare['qi']['top1_any']:.3f}, area "
+                  f"{bare['qi']['area']:.3f}."]
+    lines += ["", "Per held-out report (this model, first seed):", "",
+              "| report | sentiment macro-F1 | sentiment accuracy | QI top-1 | QI area |",
+              "|---|---|---|---|---|"]
+    for report, vals in metrics["model"]["per_report"].items():
+        lines.append(f"| {report} | {vals['sentiment_macro_f1']:.3f} | "
+                     f"{vals['sentiment_accuracy']:.3f} | {vals['qi_top1']:.3f} | "
+                     f"{vals['qi_area']:.3f} |")
+    gaps = metrics.get("gap_vs_baselines", {})
+    if gaps:
+        lines += ["", "Gap to the baselines, per held-out report (mean ± spread, worst):", ""]
+        for base, vals in gaps.items():
+            parts = [f"{k.replace('_', ' ')} {v['mean']:+.3f} ± {v['std']:.3f} "
+                     f"(worst {v['min']:+.3f})" for k, v in vals.items()]
+            lines.append(f"- vs {_NAMES[base]}: " + "; ".join(parts))
+    return lines + [""]
+
+
+def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
+    params = info.get("params", {})
+    seeds = metrics.get("seeds", [])
+    base = ENCODER_NAMES.get(params.get("encoder", "minilm"), str(params.get("encoder")))
+    encoder = (
+        f"{base} frozen for the QI model and the base sentence vectors; "
+        f"a copy fine-tuned contrastively ({params.get('finetune_steps')} steps of "
+        f"{params.get('finetune_batch_size')} class-balanced sentences, all in-batch pairs, "
+        f"lower {params.get('finetune_frozen_layers')} layers frozen) adds sentiment vectors"
+        if info.get("finetuned_encoder") else f"{base}, frozen"
+    )
+    stack = (
+        "- Sentiment is decided in two stages (stacked generalisation). The first stage "
+        "reads the features above. The second reads them again beside the first stage's "
+        "probabilities for the previous and next sentence and for the first and last "
+        "clause of a contrastive sentence ('While X, Y', 'X, but Y'), and their clash. "
+        "A clause's vector is its tokens pooled out of the whole sentence's pass. "
+        "Its training inputs are out-of-report first-stage predictions. Neutral keeps the "
+        "first stage's probability."
+        if params.get("stack") else "- One sentiment stage (`train.stack` is off)."
+    )
+    lines = [
+        "# Model card: QI and sentiment classifiers",
+        "",
+        "Calibrated logistic regressions that label each sentence of a joint inspection "
+        "report with the quality indicator it speaks about (20 codes + `none`, ranked) and its "
+        "sentiment (positive, negative, mixed, neutral).",
+        "",
+        "## Training data",
+        "",
+        f"- {info.get('n_labelled')} hand-labelled sentences from the evaluative parts of "
+        f"{len(info.get('reports', []))} fictional reports ({', '.join(info.get('reports', []))}).",
+        f"- {info.get('n_context_neutral')} unlabelled sentences of the same reports as "
+        "neutral (the labelled parts hold almost no neutral sentences): those of the "
+        "introduction, context and 'What happens next' sections, as QI `none`, and each "
+        "conclusion's lead-in to its reasons ('This is based on:') where it judges nothing, "
+        "as QI 10.1, as the annotators labelled the two lead-ins they labelled.",
+        "- No real report text: the Midlothian report and its paraphrase are never read.",
+        "",
+        "## Features",
+        "",
+        f"- Sentence vectors: {encoder}.",
+        "- Context: report part (which inspection question, summary, conclusion, appendix), "
+        "kind (strength, priority, key message, body, rationale), the subsection heading's "
+        "vector, the neighbouring sentences' mean vector, the mean vector of the sentence's "
+        "block, and for Appendix 1 which graded QI the rationale belongs to.",
+        "- Cue words: the standard quantity terms (few, less than half, the majority, most, "
+        "almost all) and their interaction with problem words, concession patterns "
+        "('While X, Y', but, however, although), negation, 'not yet', need/should, "
+        "percentages.",
+        "- TF-IDF of words and word pairs.",
+        stack,
+        *(["- Segments without a known part are scored by a second model, trained on "
+           "the same sentences with part, kind and heading left out, since the first model "
+           "leans on those fields (`train.bare_model`; figures under 'Without context' "
+           "below)."]
+          if params.get("bare_model") else []),
+        f"- QI targets: main code weight 1, second code {params.get('second_code_weight')}, "
+        f"{params.get('area_smoothing')} spread over the main code's other area codes "
+        "(label smoothing over areas). A second code is listed when its calibrated "
+        f"probability is at least {params.get('second_code_threshold')}.",
+        f"- Calibration: one temperature per model, fitted on {info.get('calibration')} "
+        f"(sentiment {info.get('sentiment_temperature')}, QI {info.get('qi_temperature')}"
+        + ("; the model without context: sentiment {}, QI {}".format(*info["bare_temperatures"])
+           if info.get("bare_temperatures") else "") + ").",
+        "- Contrastive fine-tuning of the encoder (SetFit-style, all in-batch pairs, "
+        "class-balanced batches) is available with `train.finetune_steps`; its vectors then "
+        "feed the sentiment model beside the frozen ones. Measure it with "
+        "`benchmarks/classifier.py --finetune-loro STEPS` before turning it on.",
+        "",
+        "## Figures (leave-one-report-out on the fictional reports)",
+        "",
+        f"Protocol: {metrics.get('protocol', 'not evaluated')}. Seeds: {seeds}. "
+        f"Encoder in the evaluation folds: {metrics.get('model_encoder', '')}. "
+        "The logistic regressions are deterministic, so the spread across seeds is zero "
+        "unless the encoder is fine-tuned inside each fold; the spread across held-out "
+        "reports below is the more telling uncertainty.",
+        "",
+        *_figures(metrics),
+        "## Known limits",
+        "",
+        "- Trained on six fictional reports written for this project; real reports are "
+        "longer-winded and more specific. Expect lower figures on real text than above.",
+        "- Neutral is rare in the labelled parts (8 of 1,208): its F1 rests on a handful "
+        "of sentences and is the least reliable figure.",
+        "- Only the 2018-2020 report structure (five questions, Appendix 1) is known to the "
+        "context features; segments of other generations, whose parts it does not name, are "
+        "read by the model trained without context (see 'Without context' above).",
+        "- To measure the models on real text, label sentences of a report they were not "
+        "trained on and run `inspections evaluate LABELS --model models/classifier`.",
+        "- The Appendix 1 rationales for 2.1 and 2.2 share a heading; the model tells them "
+        "apart by wording and neighbours, or by an explicit '2.2 Impact on families' segment "
+        "where the segmenter keeps one.",
+        "- On real text, findings that read like plain description (what a committee does, "
+        "how leaders are organised) can come out neutral; `train.neutral_prior` shifts the "
+        "neutral prior for evaluative parts if that proves common.",
+        "- Speed: on two CPU cores, classifying a new 400-sentence report takes about "
+        "19 s, almost all of it mpnet encoding (through ONNX Runtime); "
+        "`train.encoder: minilm` is about 7 times faster and 0.03-0.04 less accurate on "
+        "sentiment (see the README's measured figures).",
+        "- Labels are one writer's; a second annotator agreed on about 97% of sentiments and "
+        "85% of main QIs, which caps what any model can show.",
+        "",
+    ]
+    return "\n".join(lines)
