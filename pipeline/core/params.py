@@ -53,6 +53,27 @@ def _check(value: Any, default: Any, where: str, path: Path | str) -> Any:
     return value
 
 
+def resolve(
+    name: str,
+    defaults: dict[str, Any],
+    given: dict[str, Any] | None = None,
+    path: str | Path = "params",
+) -> dict[str, Any]:
+    """``defaults`` overlaid with ``given``: the one merger every stage uses.
+
+    An unknown key or a value of the wrong type is an :class:`InputError` naming
+    ``path`` and the key, whether the values came from ``params.yaml``, from
+    ``dvc exp run -S`` or from a caller in Python.
+    """
+    merged = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise InputError(path, f"unknown parameter {name}.{key} (known: {known})")
+        merged[key] = _check(value, defaults[key], f"{name}.{key}", path)
+    return merged
+
+
 def section(
     name: str,
     defaults: dict[str, Any],
@@ -65,14 +86,7 @@ def section(
     given = data.get(name) or {}
     if not isinstance(given, dict):
         raise InputError(shown, f"section '{name}' must be a mapping")
-    merged = dict(defaults)
-    for source in (given, overrides or {}):
-        for key, value in source.items():
-            if key not in defaults:
-                known = ", ".join(sorted(defaults)) or "none"
-                raise InputError(shown, f"unknown parameter {name}.{key} (known: {known})")
-            merged[key] = _check(value, defaults[key], f"{name}.{key}", shown)
-    return merged
+    return resolve(name, resolve(name, defaults, given, shown), overrides, shown)
 
 
 def focus_name(focus: str | None, params_path: Path | None) -> str:
