@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from pipeline.core import log as logs
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_write
 
@@ -24,8 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Benchmark Scottish children's-services partnerships from their joint inspection reports.",
 )
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)  # results only; messages: logging
+log = logs.get_logger("cli")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,10 +47,10 @@ def _fail_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as err:
-            err_console.print(f"error: {err}", markup=False)
+            log.error("%s", err)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: outputs already written are intact", markup=False)
+            log.error("interrupted: outputs already written are intact")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -57,7 +58,47 @@ def _fail_cleanly(func: F) -> F:
 
 def _report_errors(errors: list[InputError]) -> None:
     for err in errors:
-        err_console.print(f"skipped: {err}", markup=False)
+        log.warning("skipped: %s", err)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More messages (debug).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+    ] = False,
+) -> None:
+    """Benchmark Scottish children's-services partnerships from their joint inspection reports.
+
+    Messages and progress go to stderr; -v shows more, -q only problems.
+    """
+    logs.setup(-1 if quiet else min(verbose, 1))
+
+
+@app.command()
+@_fail_cleanly
+def params(
+    params: ParamsOpt = None,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="The code's defaults, ignoring params.yaml.")
+    ] = False,
+) -> None:
+    """Print every stage's parameters as YAML: the defaults overlaid with params.yaml."""
+    import yaml
+
+    from pipeline.core.params import read_params, resolve
+    from pipeline.stages import all_defaults
+
+    given = {} if defaults else read_params(params)
+    shown = params or "params.yaml"
+    effective: dict[str, Any] = {}
+    if "data" in given:
+        effective["data"] = given["data"]
+    for name, values in all_defaults().items():
+        effective[name] = resolve(name, values, given.get(name), shown)
+    out_console.print(yaml.safe_dump(effective, sort_keys=False).rstrip(), markup=False)
 
 
 def _section(name: str, defaults: dict[str, Any], params: Path | None) -> dict[str, Any]:
@@ -117,7 +158,7 @@ def embed(
 
     settings = _section("embed", stage.DEFAULTS, params)
     n = stage.run(segments, out, settings)
-    out_console.print(f"embedded {n} segments -> {out}")
+    log.info("embedded %d segments -> %s", n, out)
 
 
 @app.command()
@@ -153,7 +194,7 @@ def train(
         # A copy outside the model folder, so that DVC can keep it in git for readers.
         with atomic_write(card) as fh:
             fh.write((out / "MODEL_CARD.md").read_text(encoding="utf-8"))
-    out_console.print(f"models -> {out}")
+    log.info("models -> %s", out)
 
 
 @app.command()
@@ -171,7 +212,7 @@ def classify(
     from pipeline.classify.stage import classify_file
 
     n = classify_file(segments, model, out, embeddings)
-    out_console.print(f"classified {n} segments -> {out}")
+    log.info("classified %d segments -> %s", n, out)
 
 
 @app.command()
@@ -226,7 +267,7 @@ def themes(
     from pipeline.themes import stage
 
     stage.run(segments, embeddings, out, _section("themes", stage.DEFAULTS, params))
-    out_console.print(f"themes -> {out}")
+    log.info("themes -> %s", out)
 
 
 @app.command()
@@ -258,7 +299,7 @@ def compare(
         focus=focus_name(focus, params),
         reference=reference,
     )
-    out_console.print(f"benchmark -> {written}")
+    log.info("benchmark -> %s", written)
 
 
 @app.command()
@@ -273,7 +314,7 @@ def report(
     from pipeline.report import render as stage
 
     written = stage.run(benchmark, themes_dir / "themes.json", segments, out)
-    out_console.print(f"comparison report -> {written}")
+    log.info("comparison report -> %s", written)
 
 
 @app.command()
@@ -308,14 +349,9 @@ def run(
         reference=reference,
         keep_going=keep_going,
         params_path=params,
-        log=out_console.print,
         warn=_report_errors,
     )
-    out_console.print(f"comparison report -> {written}")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+    log.info("comparison report -> %s", written)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from pipeline.classify import stage as classify
 from pipeline.compare import stage as compare
 from pipeline.core.errors import InputError
 from pipeline.core.io import write_json
+from pipeline.core.log import get_logger
 from pipeline.core.params import focus_name, section
 from pipeline.embed import stage as embed
 from pipeline.extract import stage as extract
@@ -22,6 +23,8 @@ from pipeline.report import render as report
 from pipeline.segment import stage as segment
 from pipeline.themes import stage as themes
 from pipeline.train import stage as train
+
+log = get_logger(__name__)
 
 
 def run_all(
@@ -34,7 +37,6 @@ def run_all(
     reference: Path | None,
     keep_going: bool,
     params_path: Path | None,
-    log: Callable[[str], Any] = print,
     warn: Callable[[list[InputError]], Any] = lambda e: None,
 ) -> Path:
     """Run extract → segment → embed → classify → themes → compare; return the HTML path."""
@@ -44,11 +46,11 @@ def run_all(
     name = focus_name(focus, params_path)
     errors: list[InputError] = []
 
-    log("extracting text")
+    log.info("extracting text")
     errors += extract.extract_path(
         [pdf_dir], out / "extracted", keep_going, section("extract", extract.DEFAULTS, params_path)
     )
-    log("segmenting")
+    log.info("segmenting")
     errors += segment.run(
         [out / "extracted"],
         out / "segments",
@@ -60,25 +62,25 @@ def run_all(
     warn(errors)
 
     segments_path = out / "segments" / "segments.jsonl"
-    log("embedding segments")
+    log.info("embedding segments")
     embed.run(segments_path, out / "embeddings.npz", section("embed", embed.DEFAULTS, params_path))
     if not model_dir.exists():
-        log(f"no models at {model_dir}: training them from {labels} (no evaluation)")
+        log.info(f"no models at {model_dir}: training them from {labels} (no evaluation)")
         model_dir = out / "models"
         train.train(
             [labels], model_dir, section("train", train.DEFAULTS, params_path), evaluate=False
         )
-    log("classifying")
+    log.info("classifying")
     classify.classify_file(
         segments_path, model_dir, out / "classified.jsonl", out / "embeddings.npz")
-    log("clustering themes")
+    log.info("clustering themes")
     themes.run(
         out / "classified.jsonl",
         out / "embeddings.npz",
         out / "themes",
         section("themes", themes.DEFAULTS, params_path),
     )
-    log("comparing partnerships")
+    log.info("comparing partnerships")
     benchmark_path = compare.run(
         out / "classified.jsonl",
         out / "segments" / "reports.jsonl",
@@ -88,6 +90,6 @@ def run_all(
         name,
         reference,
     )
-    log("writing the report")
+    log.info("writing the report")
     return report.run(
         benchmark_path, out / "themes" / "themes.json", out / "classified.jsonl", out)

@@ -482,7 +482,7 @@ def test_sha256_and_params(tmp_path):
     _canvas_pdf(pdf, [["Just one line of text on this page."]])
     result = extract_pdf(pdf, {"para_gap": 0.3})
     assert len(result["sha256"]) == 64
-    with pytest.raises(ValueError, match="unknown extract parameter"):
+    with pytest.raises(InputError, match="unknown parameter extract.no_such_key"):
         extract_pdf(pdf, {"no_such_key": 1})
     assert set(DEFAULTS) >= {"char_margin", "furniture_band", "para_gap"}
 

@@ -187,5 +187,5 @@ def test_small_and_empty_inputs():
     segments, x = make_corpus(per_topic=1)
     result = themes.build_themes(segments, x, {"k_min": 8, "k_max": 20})
     assert 1 <= result["n_themes"] <= len(segments)
-    with pytest.raises(ValueError, match="unknown themes params"):
+    with pytest.raises(InputError, match="unknown parameter themes.n_topics"):
         themes.build_themes(segments, x, {"n_topics": 3})

@@ -9,11 +9,11 @@ is a terminal, so logs of CI and ``dvc repro`` runs stay plain lines.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,13 +33,30 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")
 
 
+class _StderrHandler(logging.Handler):
+    """One plain line per message on the current ``sys.stderr``.
+
+    Why not ``logging.StreamHandler`` or rich's handler: the stream is looked up at
+    each message (so a test runner that swaps ``sys.stderr`` sees it), and a message
+    is never wrapped or boxed, so an error naming a file stays one line to grep.
+    """
+
+    PREFIX = {logging.ERROR: "error: ", logging.CRITICAL: "error: "}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.PREFIX.get(record.levelno, "") + self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never break a stage
+            self.handleError(record)
+
+
 def setup(verbosity: int = 0) -> None:
     """Configure the package's loggers: -1 quiet, 0 normal, 1 verbose."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     root = logging.getLogger(ROOT)
     root.handlers.clear()
-    handler = RichHandler(console=_console, show_time=False, show_path=False,
-                          markup=False, rich_tracebacks=False)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)

@@ -1,6 +1,6 @@
-"""Report generations (inspection programmes) described as data.
+"""The schema: report generations (inspection programmes) and the quality framework, as data.
 
-Each ``*.yaml`` file beside this module describes one programme: how to recognise
+Each ``generations/*.yaml`` file describes one programme: how to recognise
 its title, its section and subsection headings, and its grade table. Supporting
 another programme means adding a file, not changing the segmenter.
 """
@@ -94,12 +94,63 @@ def load_generations() -> tuple[Generation, ...]:
     )
 
 
-# --- the quality framework (moved here; to be read from the generation data) ---
-QI_CODES: tuple[str, ...] = (
-    "1.1", "2.1", "2.2", "3.1", "4.1", "5.1", "5.2", "5.3", "5.4", "6.1", "6.2",
-    "6.3", "6.4", "7.1", "8.1", "9.1", "9.2", "9.3", "9.4", "10.1", "none",
-)
-SENTIMENTS: tuple[str, ...] = ("positive", "negative", "mixed", "neutral")
+
+@dataclass(frozen=True)
+class Framework:
+    """The quality framework labels, classifiers and comparisons speak in.
+
+    ``indicators`` maps each QI code to its short title, in the framework's order;
+    ``scale`` runs from worst to best (1 = Unsatisfactory ... 6 = Excellent);
+    ``graded`` maps each graded indicator to its title and the classified QIs that
+    speak to it.
+    """
+
+    indicators: dict[str, str]
+    no_indicator: str
+    sentiments: tuple[str, ...]
+    scale: tuple[str, ...]
+    graded: dict[str, dict[str, Any]]
+
+    @property
+    def qi_codes(self) -> tuple[str, ...]:
+        return (*self.indicators, self.no_indicator)
+
+    def title(self, code: str) -> str:
+        graded = self.graded.get(code)
+        return graded["title"] if graded else self.indicators.get(code, code)
+
+
+def parse_framework(generation: Generation) -> Framework | None:
+    spec = generation.raw.get("framework")
+    if not spec:
+        return None
+    graded = generation.raw["grades"].get("graded") or {}
+    return Framework(
+        indicators={str(k): str(v) for k, v in spec["indicators"].items()},
+        no_indicator=str(spec.get("no_indicator", "none")),
+        sentiments=tuple(spec["sentiments"]),
+        scale=tuple(reversed(generation.scale)),
+        graded={str(k): {"title": str(v["title"]), "qis": [str(q) for q in v["qis"]]}
+                for k, v in graded.items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def framework() -> Framework:
+    """The framework of the first generation that declares one (the labels' framework)."""
+    for generation in load_generations():
+        found = parse_framework(generation)
+        if found is not None:
+            return found
+    raise RuntimeError("no generation file declares a framework")  # a packaging error
+
+
+FRAMEWORK = framework()
+QI_CODES: tuple[str, ...] = FRAMEWORK.qi_codes
+QI_TITLES: dict[str, str] = dict(FRAMEWORK.indicators)
+SENTIMENTS: tuple[str, ...] = FRAMEWORK.sentiments
+SCALE: tuple[str, ...] = FRAMEWORK.scale  # worst to best
+GRADE_QIS: dict[str, list[str]] = {code: g["qis"] for code, g in FRAMEWORK.graded.items()}
 
 
 def qi_area(code: str) -> str:

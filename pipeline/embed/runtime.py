@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_write, read_json
+from pipeline.core.log import progress
 
 # Set before sentence-transformers / transformers are imported anywhere: models are
 # only ever loaded from local folders.
@@ -167,7 +168,8 @@ class PooledEncoder:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         vectors: np.ndarray | None = None
         span_vectors: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(texts)
-        for start in range(0, len(texts), batch_size):
+        batches = range(0, len(texts), batch_size)
+        for start in progress(batches, f"encoding {len(texts)} sentences ({self.model_dir.name})"):
             index = order[start: start + batch_size]
             batch = self.tokenizer([texts[i] for i in index], padding=True,
                                    truncation="longest_first", max_length=self.max_tokens,

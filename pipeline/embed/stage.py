@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.io import atomic_write, text_hash
+from pipeline.core.params import resolve
 from pipeline.embed import runtime as encoder_runtime
 from pipeline.embed.encoders import DIMENSIONS, check_name
 
@@ -119,6 +120,7 @@ def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any])
     """Embed every segment of ``segments_path`` into the cache at ``out_path``."""
     from pipeline.core.io import read_jsonl
 
+    params = resolve("embed", DEFAULTS, params)
     texts = [row["text"] for row in read_jsonl(segments_path)]
     cache = EmbeddingCache(out_path, check_name(params["encoder"], "embed.encoder"))
     cache.embed(texts, batch_size=params["batch_size"])

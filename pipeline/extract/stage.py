@@ -28,6 +28,8 @@ from typing import Any
 
 from pipeline.core.errors import InputError
 from pipeline.core.io import sha256_file, write_json
+from pipeline.core.log import progress
+from pipeline.core.params import resolve
 from pipeline.extract.clean import glyph_counts
 from pipeline.extract.furniture import remove_furniture
 from pipeline.extract.hyphens import join_across, only_real_hyphens, vocabulary
@@ -78,12 +80,7 @@ _MIN_PAGE_CHARS = 20
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:
-    merged = dict(DEFAULTS)
-    for key, value in (params or {}).items():
-        if key not in DEFAULTS:
-            raise ValueError(f"unknown extract parameter {key!r} (known: {', '.join(DEFAULTS)})")
-        merged[key] = value
-    return merged
+    return resolve("extract", DEFAULTS, params)
 
 
 def text_layer_problem(pages: list[PageText], params: dict[str, Any] | None = None
@@ -174,30 +171,20 @@ def extract_path(paths: list[Path], out_dir: Path, keep_going: bool = False,
     failure is raised instead (files already written stay). Two inputs with the same
     file stem would write the same output, so the second is a failure too.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     out_dir = Path(out_dir)
     files = pdf_files(paths)
     errors: list[InputError] = []
     seen: dict[str, Path] = {}
-    columns = (TextColumn("extract"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.description}"))
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
-        task = progress.add_task("", total=len(files))
-        for path in files:
-            progress.update(task, description=path.name)
-            try:
-                if path.stem in seen:
-                    raise InputError(
-                        path, f"report id {path.stem!r} already used by {seen[path.stem]}")
-                seen[path.stem] = path
-                write_json(out_dir / f"{path.stem}.json", extract_pdf(path, params))
-            except InputError as err:
-                if not keep_going:
-                    raise
-                errors.append(err)
-            finally:
-                progress.advance(task)
+    for path in progress(files, f"extracting {len(files)} PDFs"):
+        try:
+            if path.stem in seen:
+                raise InputError(
+                    path, f"report id {path.stem!r} already used by {seen[path.stem]}")
+            seen[path.stem] = path
+            write_json(out_dir / f"{path.stem}.json", extract_pdf(path, params))
+        except InputError as err:
+            if not keep_going:
+                raise
+            errors.append(err)
     write_json(out_dir / "errors.json", [{"file": e.path, "reason": e.reason} for e in errors])
     return errors

@@ -17,6 +17,8 @@ from typing import Any
 
 from pipeline.core.errors import InputError
 from pipeline.core.io import read_json, write_json, write_jsonl
+from pipeline.core.log import progress
+from pipeline.core.params import resolve
 from pipeline.core.schema import Generation, Rule, load_generations
 from pipeline.core.sentences import split_sentences
 from pipeline.segment.blocks import Block, blocks_from_pages, looks_like_heading
@@ -209,7 +211,7 @@ def segment_report(
     generations: tuple[Generation, ...] | None = None,
 ) -> tuple[dict, list[dict]]:
     """One extracted report -> (report row, segment rows). Pure: no file access."""
-    params = {**DEFAULTS, **(params or {})}
+    params = resolve("segment", DEFAULTS, params)
     source = doc.get("source") or doc.get("report_id")
     blocks = blocks_from_pages(doc.get("pages") or [])
     if not blocks:
@@ -287,7 +289,7 @@ def run(
     if not files:
         raise InputError(", ".join(map(str, inputs)), "no extracted report JSON files found")
     reports, segments, errors = [], [], []
-    for path in files:
+    for path in progress(files, f"segmenting {len(files)} reports"):
         try:
             doc = read_json(path)
             if not isinstance(doc, dict) or "pages" not in doc or "report_id" not in doc:

@@ -26,6 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.core.errors import InputError
 from pipeline.core.io import read_jsonl, write_json, write_jsonl
+from pipeline.core.log import progress
+from pipeline.core.params import resolve
 from pipeline.themes import ctfidf
 
 OUTLIER = -1
@@ -51,13 +53,6 @@ DEFAULTS: dict[str, Any] = {
     "n_distinctive": 10,
     "min_z": 1.96,
 }
-
-
-def _merged(params: dict[str, Any] | None) -> dict[str, Any]:
-    unknown = set(params or {}) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown themes params: {', '.join(sorted(unknown))}")
-    return {**DEFAULTS, **(params or {})}
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -89,7 +84,7 @@ def choose_k(x: np.ndarray, params: dict[str, Any]) -> tuple[int, dict[str, floa
         return max(1, min(params["k_min"], n)), {}
     sample = min(n, params["silhouette_sample"])
     scores: dict[str, float] = {}
-    for k in candidates:
+    for k in progress(candidates, "choosing the number of themes"):
         labels, _ = _kmeans(x, k, params["seed"], params["n_init"])
         if len(set(labels.tolist())) < 2:
             continue
@@ -233,7 +228,7 @@ def build_themes(
     Returns a JSON-ready dict; ``assignment`` (one theme id per segment, ``-1``
     for outliers, in input order) is included for :func:`run` to write out.
     """
-    p = _merged(params)
+    p = resolve("themes", DEFAULTS, params)
     n = len(segments)
     if embeddings.shape[0] != n:
         raise ValueError(f"{n} segments but {embeddings.shape[0]} embeddings")

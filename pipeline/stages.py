@@ -1,0 +1,37 @@
+"""The pipeline's stages in order, each with the module that owns its defaults.
+
+One table for what several places need to agree on: the CLI's ``params`` command,
+``inspections run`` and the tests that hold ``params.yaml`` and ``dvc.yaml`` to the
+code (every stage is a package of the same name under ``pipeline/``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# stage -> module holding its DEFAULTS (None: the stage has no parameters)
+STAGES: dict[str, str | None] = {
+    "extract": "pipeline.extract.stage",
+    "segment": "pipeline.segment.stage",
+    "embed": "pipeline.embed.stage",
+    "train": "pipeline.train.stage",
+    "evaluate": None,
+    "classify": None,
+    "themes": "pipeline.themes.stage",
+    "compare": "pipeline.compare.benchmark",
+    "report": None,
+}
+
+
+def stage_defaults(stage: str) -> dict[str, Any]:
+    """The defaults of one stage's parameters (``{}`` for a stage without any)."""
+    module = STAGES[stage]
+    if module is None:
+        return {}
+    return dict(importlib.import_module(module).DEFAULTS)
+
+
+def all_defaults() -> dict[str, dict[str, Any]]:
+    """Every stage that takes parameters, with its defaults, in pipeline order."""
+    return {name: stage_defaults(name) for name, module in STAGES.items() if module}
