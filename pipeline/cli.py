@@ -255,6 +255,41 @@ def evaluate(
 
 @app.command()
 @_fail_cleanly
+def queue(
+    segments: Annotated[
+        Path, typer.Argument(help="segments.jsonl, or classified segments (scores reused).")
+    ],
+    model: Annotated[Path, typer.Option("--model", help="Model folder from `inspections train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Queue to write (label file format).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many sentences to queue.")] = 50,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option("--embeddings", help="Embedding cache from `embed`: avoids near-duplicates."),
+    ] = None,
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option("--labels", help="Label files or folders whose sentences are skipped "
+                                      "(repeatable)."),
+    ] = None,
+) -> None:
+    """Queue the sentences whose labels would teach the models most (uncertain, varied)."""
+    from pipeline.core.io import write_jsonl
+    from pipeline.label import queue as label_queue
+
+    skip = label_queue.labelled_keys(labels or []) | label_queue.training_keys(model)
+    rows = label_queue.scored_segments(segments, model, embeddings)
+    vectors = None
+    if embeddings is not None:
+        vectors = label_queue.load_vectors(embeddings, [r["text"] for r in rows])
+    lines = label_queue.build_queue(rows, n, skip, vectors)
+    write_jsonl(out, lines)
+    reports = len({line.get("report_id") for line in lines})
+    log.info("queued %d sentences from %d report(s) -> %s (label them: inspections label %s)",
+             len(lines), reports, out, out)
+
+
+@app.command()
+@_fail_cleanly
 def themes(
     segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
     embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding cache (.npz).")],
