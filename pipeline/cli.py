@@ -290,6 +290,27 @@ def queue(
 
 @app.command()
 @_fail_cleanly
+def label(
+    queue_file: Annotated[Path, typer.Argument(help="Queue from `inspections queue`.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Label file to write (default: <queue>.labels.jsonl)."),
+    ] = None,
+) -> None:
+    """Label queued sentences one by one in the terminal; resumable, saved after each answer."""
+    from pipeline.label import terminal
+
+    rows = terminal.read_queue(queue_file)
+    out = out or terminal.default_out(queue_file)
+    if out.resolve() == queue_file.resolve():
+        raise InputError(out, "is the queue itself: choose another --out for the labels")
+    summary = terminal.run_session(rows, out, Console(highlight=False))
+    log.info("%d labelled this time, %d skipped, %d still to label -> %s",
+             summary.saved, summary.skipped, summary.remaining, out)
+
+
+@app.command()
+@_fail_cleanly
 def themes(
     segments: Annotated[Path, typer.Argument(help="Classified segments (JSONL).")],
     embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding cache (.npz).")],
