@@ -275,8 +275,9 @@ def queue(
     """Queue the sentences whose labels would teach the models most (uncertain, varied)."""
     from pipeline.core.io import write_jsonl
     from pipeline.label import queue as label_queue
+    from pipeline.label.marks import keys_from_label_files
 
-    skip = label_queue.labelled_keys(labels or []) | label_queue.training_keys(model)
+    skip = keys_from_label_files(labels or []) | label_queue.training_keys(model)
     rows = label_queue.scored_segments(segments, model, embeddings)
     vectors = None
     if embeddings is not None:

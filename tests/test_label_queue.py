@@ -172,3 +172,18 @@ def test_queue_command_names_a_broken_segments_file(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "segments.jsonl: line 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_labelled_segments_are_marked(tmp_path: Path) -> None:
+    from pipeline.label import marks
+
+    rows = corpus()
+    labels = tmp_path / "mine.labels.jsonl"
+    write_jsonl(labels, [{"text": "  " + rows[1]["text"].upper(), "qi": ["5.2"],
+                          "sentiment": "-"}])
+    keys = marks.keys_from_label_files([tmp_path])
+    marked = marks.mark_labelled(rows, keys)
+    assert [m["labelled"] for m in marked] == [False, True, False, False, False]
+    assert "labelled" not in rows[1]  # the input is not changed
+    assert marks.labelled_counts(marked) == {"r1": 1}
+    assert marks.keys_from_label_files([]) == set()

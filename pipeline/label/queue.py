@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline.core.errors import InputError
 from pipeline.core.io import numbered_jsonl, text_hash
-from pipeline.train.data import label_files, read_label_file, text_key
+from pipeline.train.data import text_key
 
 MIN_WORDS = 4  # shorter segments are headings or fragments, not worth a person's time
 REPORT_DECAY = 0.8
@@ -214,13 +214,6 @@ def build_queue(
 
 
 # --- inputs -----------------------------------------------------------------------
-
-def labelled_keys(paths: Sequence[Path]) -> set[str]:
-    """Text keys of every sentence in the label files or folders ``paths``."""
-    if not paths:
-        return set()
-    return {text_key(r["text"]) for f in label_files(list(paths)) for r in read_label_file(f)}
-
 
 def load_vectors(path: Path, texts: Sequence[str]) -> np.ndarray:
     """Vectors of ``texts`` from an embed-stage cache (``keys`` = text hashes,
