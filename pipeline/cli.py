@@ -18,7 +18,6 @@ from rich.console import Console
 
 from pipeline.core import log as logs
 from pipeline.core.errors import InputError
-from pipeline.core.io import atomic_write
 
 app = typer.Typer(
     add_completion=False,
@@ -166,34 +165,18 @@ def embed(
 def train(
     labels: Annotated[list[Path], typer.Argument(help="Label JSONL files or folders of them.")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
-    metrics: Annotated[
-        Path | None, typer.Option("--metrics", help="Write leave-one-report-out metrics here.")
-    ] = None,
-    plots: Annotated[Path | None, typer.Option("--plots", help="Folder for DVC plot data.")] = None,
-    card: Annotated[
-        Path | None, typer.Option("--card", help="Where to write MODEL_CARD.md.")
-    ] = None,
     evaluate: Annotated[
         bool,
-        typer.Option("--evaluate/--no-evaluate", help="Run the leave-one-report-out evaluation."),
+        typer.Option("--evaluate/--no-evaluate",
+                     help="Keep the leave-one-report-out predictions that `evaluate "
+                          "--out-of-report` scores (made anyway when calibrating)."),
     ] = True,
     params: ParamsOpt = None,
 ) -> None:
     """Train the QI and sentiment classifiers on labelled sentences."""
     from pipeline.train import stage
 
-    stage.train(
-        labels,
-        out,
-        _section("train", stage.DEFAULTS, params),
-        metrics_path=metrics,
-        plots_dir=plots,
-        evaluate=evaluate,
-    )
-    if card:
-        # A copy outside the model folder, so that DVC can keep it in git for readers.
-        with atomic_write(card) as fh:
-            fh.write((out / "MODEL_CARD.md").read_text(encoding="utf-8"))
+    stage.train(labels, out, _section("train", stage.DEFAULTS, params), evaluate=evaluate)
     log.info("models -> %s", out)
 
 
@@ -218,10 +201,16 @@ def classify(
 @app.command()
 @_fail_cleanly
 def evaluate(
-    labels: Annotated[
-        list[Path], typer.Argument(help="Label JSONL files or folders of held-out sentences.")
-    ],
+    labels: Annotated[list[Path], typer.Argument(help="Label JSONL files or folders of them.")],
     model: Annotated[Path, typer.Option("--model", help="Model folder from `inspections train`.")],
+    out_of_report: Annotated[
+        bool,
+        typer.Option("--out-of-report",
+                     help="LABELS are the models' training labels: score the leave-one-report-"
+                          "out predictions `train` made for them, beside the baselines (the "
+                          "DVC stage). Without it, LABELS must be of reports the models never "
+                          "saw."),
+    ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the figures here (JSON).")
     ] = None,
@@ -229,26 +218,37 @@ def evaluate(
         Path | None,
         typer.Option("--predictions", help="Write each sentence's labels and predictions (JSONL)."),
     ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Folder for DVC plot data (--out-of-report).")
+    ] = None,
+    card: Annotated[
+        Path | None, typer.Option("--card", help="Write MODEL_CARD.md here (--out-of-report).")
+    ] = None,
+    params: ParamsOpt = None,
 ) -> None:
-    """Score the classifiers on labelled sentences of reports they were not trained on."""
+    """Score the classifiers: on held-out labels, or leave-one-report-out on their own."""
     from rich.table import Table
 
-    from pipeline.classify.stage import load_models
-    from pipeline.core.io import write_json, write_jsonl
-    from pipeline.evaluate import stage
+    from pipeline.evaluate import held_out, stage
 
-    models = load_models(model)  # first, so a bad model fails before the labels are read
-    rows = stage.held_out_labels(labels, models.info)
-    metrics, scored = stage.evaluate(rows, models)
-    if out:
-        write_json(out, metrics)
-    if predictions:
-        write_jsonl(predictions, scored)
-    table = Table(title=f"{len(rows)} labelled sentences from {len(metrics['reports'])} "
-                        f"report(s), models in {model}")
+    settings = stage.settings(_section("evaluate", stage.DEFAULTS, params))
+    if out_of_report:
+        metrics = stage.run(labels, model, settings, out=out, plots_dir=plots, card=card,
+                            predictions=predictions)
+        scores, band = metrics["model"], metrics["intervals"]["model"]
+        title = (f"leave-one-report-out: {metrics['n_labelled']} labelled sentences from "
+                 f"{metrics['n_reports']} reports, models in {model}")
+    else:
+        if plots or card:
+            raise typer.BadParameter("--plots and --card need --out-of-report")
+        metrics = held_out.run(labels, model, settings, out=out, predictions=predictions)
+        scores, band = metrics, metrics["intervals"]
+        title = (f"{metrics['n_sentences']} labelled sentences from "
+                 f"{len(metrics['reports'])} report(s), models in {model}")
+    table = Table(title=title)
     for column in ("measure", "figure", f"{metrics['intervals']['level']:.0%} interval"):
         table.add_column(column)
-    for line in stage.summary_lines(metrics):
+    for line in held_out.summary_lines(scores, band):
         table.add_row(*line)
     out_console.print(table)
 

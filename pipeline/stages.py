@@ -16,7 +16,7 @@ STAGES: dict[str, str | None] = {
     "segment": "pipeline.segment.stage",
     "embed": "pipeline.embed.stage",
     "train": "pipeline.train.stage",
-    "evaluate": None,
+    "evaluate": "pipeline.evaluate.stage",
     "classify": None,
     "themes": "pipeline.themes.stage",
     "compare": "pipeline.compare.benchmark",

@@ -19,13 +19,11 @@ import skops.io as sio
 from pipeline.classify.stage import PREDICTED_FIELDS, classify, load_models
 from pipeline.core.errors import InputError
 from pipeline.core.schema import QI_CODES, SENTIMENTS, qi_area
-from pipeline.evaluate.protocol import (
+from pipeline.evaluate.metrics import (
     bootstrap_intervals,
-    loro_predictions,
     qi_metrics,
     second_code_metrics,
     sentiment_metrics,
-    summarise,
 )
 from pipeline.train import features as F
 from pipeline.train.data import (
@@ -33,10 +31,10 @@ from pipeline.train.data import (
     read_label_file,
     read_labels,
     source_neutrals,
-    split_sentences,
 )
 from pipeline.train.model import SegmentClassifier, SoftmaxRegression, lbfgs
 from pipeline.train.persist import load_classifier
+from pipeline.train.segments import Segments, encode, labels
 from pipeline.train.vectors import row_vectors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +99,12 @@ def test_label_folder_without_files_is_an_error(tmp_path):
         read_labels([tmp_path])
 
 
-def test_split_sentences_keeps_known_non_endings():
+def test_training_sentences_are_cut_by_the_production_splitter():
+    import pipeline.core.sentences
+    import pipeline.train.data
+
+    split_sentences = pipeline.train.data.split_sentences
+    assert split_sentences is pipeline.core.sentences.split_sentences
     text = ("Young people were told about Who Cares? Scotland and its advocacy. "
             "Some services, e.g. CAMHS, had waits. It was 90% or more.")
     assert split_sentences(text) == [
@@ -269,16 +272,17 @@ def tiny_model():
     rows.append({"report_id": "f01", "part": "introduction", "kind": "body",
                  "subsection": "Our remit", "text": "We inspected services in the area.",
                  "qi": ["none"], "sentiment": "neutral", "source": "context"})
-    vectors = row_vectors(rows, hashing_encoder)
-    return SegmentClassifier(C_sentiment=5.0, C_qi=2.0).fit(rows, vectors), rows, vectors
+    X, y = encode(rows, hashing_encoder), labels(rows)
+    return SegmentClassifier(C_sentiment=5.0, C_qi=2.0).fit(X, y), X, y
 
 
 def test_tiny_training_set_trains_and_predicts(tiny_model):
-    model, rows, vectors = tiny_model
-    sent, qi = model.predict_proba(rows, vectors)
+    model, X, y = tiny_model
+    rows = X.rows
+    sent, qi = model.predict_proba(X)
     assert sent.shape == (len(rows), len(SENTIMENTS)) and qi.shape == (len(rows), len(QI_CODES))
     assert np.allclose(sent.sum(axis=1), 1) and np.allclose(qi.sum(axis=1), 1)
-    assert 0.05 < model.sentiment_temperature_ < 20 and 0.05 < model.qi_temperature_ < 20
+    assert model.sentiment_temperature_ == model.qi_temperature_ == 1.0  # set by the stage
     labelled = [r for r in rows if r.get("source") != "context"]
     sent_acc = np.mean([SENTIMENTS[i] == r["sentiment"]
                         for i, r in zip(sent.argmax(axis=1), rows, strict=True)
@@ -290,19 +294,50 @@ def test_tiny_training_set_trains_and_predicts(tiny_model):
 
 
 def test_predict_lists_second_code_only_when_confident(tiny_model):
-    model, rows, vectors = tiny_model
-    out = model.predict(rows[:10], {k: v[:10] for k, v in vectors.items()})
-    for row in out:
-        scores = row["qi_scores"]
-        assert set(scores) == set(QI_CODES) and set(row["sentiment_scores"]) == set(SENTIMENTS)
-        ranked = sorted(scores, key=scores.get, reverse=True)
-        assert row["qi"][0] == ranked[0]
-        if len(row["qi"]) == 2:
-            assert row["qi"][1] == ranked[1]
-            assert scores[ranked[1]] >= model.second_code_threshold
+    model, X, _ = tiny_model
+    sent, qi = model.predict_proba(X[:10])
+    for label, s, q in zip(model.predict(X[:10]), sent, qi, strict=True):
+        ranked = [QI_CODES[j] for j in np.argsort(-q)]
+        assert label.qi[0] == ranked[0]
+        if len(label.qi) == 2:
+            assert label.qi[1] == ranked[1]
+            assert q[QI_CODES.index(ranked[1])] >= model.second_code_threshold
         else:
-            assert scores[ranked[1]] < model.second_code_threshold or "none" in ranked[:2]
-        assert row["sentiment"] == max(row["sentiment_scores"], key=row["sentiment_scores"].get)
+            assert (q[QI_CODES.index(ranked[1])] < model.second_code_threshold
+                    or "none" in ranked[:2])
+        assert label.sentiment == SENTIMENTS[int(s.argmax())]
+
+
+def test_segment_classifier_is_a_scikit_learn_estimator(tiny_model):
+    from sklearn.base import clone, is_classifier
+
+    model, X, y = tiny_model
+    assert is_classifier(model)
+    params = model.get_params()
+    assert params["C_sentiment"] == 5.0 and params["bare_model"] is True
+    copy = clone(model)
+    assert copy.get_params() == params and not hasattr(copy, "qi_model_")
+    assert copy.set_params(stack=False, C_qi=1.5) is copy
+    assert copy.get_params()["C_qi"] == 1.5 and model.get_params()["C_qi"] == 2.0
+    assert 0 <= model.score(X, y) <= 1
+
+
+def test_segments_slice_by_row_for_the_splitters():
+    from sklearn.model_selection import LeaveOneGroupOut
+    from sklearn.utils import _safe_indexing
+
+    rows = small_rows(per_report=5)
+    X, y = encode(rows, hashing_encoder), labels(rows)
+    assert X.shape == (15,) and len(y) == 15 and y[0].qi == tuple(rows[0]["qi"])
+    folds = list(LeaveOneGroupOut().split(X, y, groups=X.groups))
+    assert len(folds) == 3
+    train, test = folds[0]
+    held = _safe_indexing(X, test)  # how scikit-learn's helpers slice X
+    assert isinstance(held, Segments) and {r["report_id"] for r in held.rows} == {"f01"}
+    assert np.array_equal(held.vectors["text"], X.vectors["text"][test])
+    assert len(X[np.arange(15) < 3]) == 3 and len(X[2:4]) == 2
+    with pytest.raises(ValueError, match="rows for 15 segments"):
+        Segments(X.rows, {"text": X.vectors["text"][:3]})
 
 
 def test_context_changes_the_qi(tiny_model):
@@ -312,19 +347,20 @@ def test_context_changes_the_qi(tiny_model):
              "report_id": "z"},
             {"text": text, "part": "q1", "kind": "body", "subsection": "Responding to concerns",
              "report_id": "y"}]
-    _, qi = model.predict_proba(rows, row_vectors(rows, hashing_encoder))
+    _, qi = model.predict_proba(encode(rows, hashing_encoder))
     assert not np.allclose(qi[0], qi[1])
 
 
 def test_rows_without_context_go_to_the_bare_model(tiny_model):
-    from pipeline.train.model import has_context, strip_context
+    from pipeline.train.model import has_context
 
-    model, rows, vectors = tiny_model
+    model, X, y = tiny_model
+    rows = X.rows
     assert model.bare_model and model.bare_model_ is not None
     assert model.bare_model_.bare_model_ is None  # one level only
-    bare, bare_vecs = strip_context(rows, vectors)
-    assert [r["text"] for r in bare] == [r["text"] for r in rows]
-    assert not any(has_context(r) for r in bare) and not bare_vecs["heading"].any()
+    bare = X.without_context()
+    assert [r["text"] for r in bare.rows] == [r["text"] for r in rows]
+    assert not any(has_context(r) for r in bare.rows) and not bare.vectors["heading"].any()
     assert all(has_context(r) for r in rows)
     assert has_context({"part": "Question 2"}) and has_context({"part": "context"})
     assert not has_context({"part": "", "kind": "priority"})
@@ -332,17 +368,16 @@ def test_rows_without_context_go_to_the_bare_model(tiny_model):
 
     # Bare rows are scored by the bare model, rows with context by the first one, even
     # when they come mixed in one call.
-    mixed = [*rows[:5], *bare[5:10]]
-    mixed_vecs = {k: np.vstack([v[:5], bare_vecs[k][5:10]]) for k, v in vectors.items()}
-    sent, qi = model.predict_proba(mixed, mixed_vecs)
-    first = model._predict_proba(rows[:5], {k: v[:5] for k, v in vectors.items()})
-    second = model.bare_model_._predict_proba(
-        bare[5:10], {k: v[5:10] for k, v in bare_vecs.items()})
+    mixed = Segments([*rows[:5], *bare.rows[5:10]],
+                     {k: np.vstack([v[:5], bare.vectors[k][5:10]]) for k, v in X.vectors.items()})
+    sent, qi = model.predict_proba(mixed)
+    first = model._predict_proba(X[:5])
+    second = model.bare_model_._predict_proba(bare[5:10])
     assert np.allclose(sent[:5], first[0]) and np.allclose(qi[5:], second[1])
 
-    without = SegmentClassifier(C_sentiment=5.0, C_qi=2.0, bare_model=False).fit(rows, vectors)
+    without = SegmentClassifier(C_sentiment=5.0, C_qi=2.0, bare_model=False).fit(X, y)
     assert without.bare_model_ is None
-    hits = [float((m.predict_proba(bare, bare_vecs)[1].argmax(axis=1)
+    hits = [float((m.predict_proba(bare)[1].argmax(axis=1)
                    == [QI_CODES.index(r["qi"][0]) for r in rows]).mean())
             for m in (model, without)]
     assert hits[0] > hits[1]  # in-sample, but the bare model was trained on rows like these
@@ -381,58 +416,51 @@ def test_second_code_metrics():
     assert m == {"listed": 2, "precision": 0.5, "recall": 1.0}
 
 
-def test_loro_never_trains_on_the_held_out_report():
-    rows = [{"report_id": rid, "text": str(i), "qi": ["5.1"], "sentiment": "positive"}
-            for i, rid in enumerate("aabbbc")]
-    seen = []
+class Spy(SegmentClassifier):
+    """Records what each fold is fitted on and asked about; predicts uniform scores."""
 
-    def predictor(train_rows, train_vecs, test_rows, test_vecs, seed):
-        held = {r["report_id"] for r in test_rows}
-        assert len(held) == 1 and held.isdisjoint({r["report_id"] for r in train_rows})
-        assert len(train_vecs["text"]) == len(train_rows)
-        seen.extend(r["text"] for r in test_rows)
-        return np.full((len(test_rows), 4), 0.25), np.full((len(test_rows), 21), 1 / 21)
+    seen: list = []
 
-    loro_predictions(rows, {"text": np.zeros((6, 2))}, predictor, seed=0)
-    assert sorted(seen) == [str(i) for i in range(6)]
+    def fit(self, X, y):
+        Spy.seen.append(("fit", sorted({r["report_id"] for r in X.rows})))
+        self.bare_model_ = None
+        return self
+
+    def predict_proba(self, X):
+        Spy.seen.append(("predict", [r["report_id"] for r in X.rows],
+                         [r["part"] for r in X.rows], X.vectors["heading"].any()))
+        n = len(X)
+        return [np.full((n, len(SENTIMENTS)), 0.25), np.full((n, len(QI_CODES)), 1 / 21)]
 
 
-def test_without_context_blanks_only_the_held_out_rows_context():
-    from pipeline.evaluate.protocol import without_context
-
-    seen = {}
-
-    def spy(train_rows, train_vecs, test_rows, test_vecs, seed):
-        seen.update(train=train_rows, test=test_rows, heading=test_vecs["heading"])
-        return np.zeros((len(test_rows), 4)), np.zeros((len(test_rows), len(QI_CODES)))
+def test_out_of_report_fits_once_per_report_and_never_on_the_held_out_one():
+    from pipeline.train.out_of_report import predict_out_of_report
 
     rows = small_rows(per_report=4)
-    vecs = row_vectors(rows, hashing_encoder)
-    loro_predictions(rows, vecs, without_context(spy), 0)
-    assert all(r["part"] and r["kind"] for r in seen["train"])
-    assert all(r["part"] == r["kind"] == r["subsection"] == "" for r in seen["test"])
-    assert [r["text"] for r in seen["test"]] == [r["text"] for r in rows if r["report_id"] == "f03"]
-    assert not seen["heading"].any()
+    X, y = encode(rows, hashing_encoder), labels(rows)
+    Spy.seen = []
+    oof = predict_out_of_report(Spy(), X, y)
+    fits = [e for e in Spy.seen if e[0] == "fit"]
+    assert fits == [("fit", ["f02", "f03"]), ("fit", ["f01", "f03"]), ("fit", ["f01", "f02"])]
+    asked = [e for e in Spy.seen if e[0] == "predict"]
+    assert len(asked) == 6  # each fold model reads its held-out rows twice
+    with_context, without = asked[0], asked[1]
+    assert set(with_context[1]) == {"f01"} and all(with_context[2])
+    assert set(without[1]) == {"f01"} and not any(without[2]) and not without[3]
+    assert oof.sentiment.shape == oof.bare_sentiment.shape == (12, len(SENTIMENTS))
 
 
-def test_fold_predictor_fits_each_fold_once_and_keeps_no_encoder(monkeypatch):
-    import pipeline.train.finetune as finetune
-    import pipeline.train.stage as train_stage
-    from pipeline.evaluate.protocol import without_context
+def test_baselines_are_fitted_leave_one_report_out():
+    from pipeline.evaluate.protocol import baseline_predictions
 
-    calls = []
-    monkeypatch.setattr(train_stage, "_finetune",
-                        lambda rows, params, steps, seed: calls.append(len(rows)) or "enc")
-    monkeypatch.setattr(finetune, "encode_with", lambda encoder, texts: hashing_encoder(texts))
-    rows = small_rows(per_report=15)
-    vecs = row_vectors(rows, hashing_encoder)
-    predict = train_stage.model_predictor(train_stage._params({"bare_model": True}), 2)
-    full = loro_predictions(rows, vecs, predict, 0)
-    assert len(calls) == 3  # one fine-tuning per held-out report
-    bare = loro_predictions(rows, vecs, without_context(predict), 0)
-    assert len(calls) == 3  # the second pass reuses each fold's model and tuned vectors
-    assert full[0].shape == bare[0].shape == (45, len(SENTIMENTS))
-    assert np.allclose(full[0].sum(axis=1), 1) and np.allclose(bare[1].sum(axis=1), 1)
+    rows = small_rows(per_report=20)
+    vectors = encode(rows, hashing_encoder).vectors["text"]
+    for name in ("tfidf_lr", "embedding_lr"):
+        sent, qi = baseline_predictions(name, rows, vectors)
+        assert sent.shape == (60, len(SENTIMENTS)) and qi.shape == (60, len(QI_CODES))
+        assert np.allclose(sent.sum(axis=1), 1) and np.allclose(qi.sum(axis=1), 1)
+        unused = [j for j, c in enumerate(QI_CODES) if c not in {r["qi"][0] for r in rows}]
+        assert not qi[:, unused].any()
 
 
 def test_bootstrap_intervals_bracket_the_figure_and_skip_context_rows():
@@ -456,47 +484,57 @@ def test_bootstrap_intervals_bracket_the_figure_and_skip_context_rows():
     assert bootstrap_intervals(rows[300:], sent[300:], qi[300:]) == {}
 
 
-def test_summarise_mean_and_spread():
-    out = summarise([{"a": {"b": 1.0}}, {"a": {"b": 3.0}}])
-    assert out == {"a": {"b": {"mean": 2.0, "std": 1.0}}}
-
-
 # --- train stage, persistence, classify stage ----------------------------------------------
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     import pipeline.train.stage as train_stage
+    from pipeline.evaluate import stage as evaluate_stage
 
     tmp = tmp_path_factory.mktemp("train")
-    labels = tmp / "labels"
-    labels.mkdir()
+    labels_dir = tmp / "labels"
+    labels_dir.mkdir()
     for rid in ("f01", "f02", "f03"):
-        write_jsonl(labels / f"{rid}.labels.jsonl",
+        write_jsonl(labels_dir / f"{rid}.labels.jsonl",
                     read_label_file(LABELS / f"{rid}.labels.jsonl")[:45])
     original = train_stage.frozen_encoder
-    train_stage.frozen_encoder = lambda params: (hashing_encoder, lambda: None)
+    train_stage.frozen_encoder = lambda params: HashingCache()
     try:
-        metrics = train_stage.train(
-            [labels], tmp / "models",
-            {"eval_seeds": [0, 1], "sources_dir": str(REPO / "data" / "sources")},
-            metrics_path=tmp / "metrics" / "classifiers.json", plots_dir=tmp / "plots",
-        )
+        train_stage.train([labels_dir], tmp / "models",
+                          {"sources_dir": str(REPO / "data" / "sources")})
     finally:
         train_stage.frozen_encoder = original
+    metrics = evaluate_stage.run(
+        [labels_dir], tmp / "models", {"interval_resamples": 200},
+        out=tmp / "metrics" / "classifiers.json", plots_dir=tmp / "plots",
+        card=tmp / "MODEL_CARD.md", predictions=tmp / "oof.jsonl")
     return tmp, metrics
 
 
-def test_train_writes_models_metrics_plots_and_card(trained):
+class HashingCache:
+    """The hashing encoder in the embedding cache's clothes (``save`` does nothing)."""
+
+    def __call__(self, texts):
+        return hashing_encoder(texts)
+
+    def save(self):
+        pass
+
+
+def test_train_writes_models_and_evaluate_the_metrics_plots_and_card(trained):
     tmp, metrics = trained
     assert (tmp / "models" / "classifier.skops").is_file()
-    assert (tmp / "models" / "MODEL_CARD.md").read_text().startswith("# Model card")
+    manifest = json.loads((tmp / "models" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"classifier.skops", "out_of_report.npz"}
+    card = (tmp / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card") and "same sentence splitter" in card
     on_disk = json.loads((tmp / "metrics" / "classifiers.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     for name in ("model", "tfidf_lr", "embedding_lr"):
         for key in ("macro_f1", "accuracy"):
-            assert 0 <= on_disk[name]["sentiment"][key]["mean"] <= 1
+            assert 0 <= on_disk[name]["sentiment"][key] <= 1
         for key in ("top1", "top3", "top1_any", "area", "macro_f1"):
-            assert 0 <= on_disk[name]["qi"][key]["mean"] <= 1
+            assert 0 <= on_disk[name]["qi"][key] <= 1
         assert set(on_disk[name]["per_report"]) == {"f01", "f02", "f03"}
     assert on_disk["n_labelled"] == 135 and on_disk["n_context_neutral"] > 50
     for name, band in on_disk["intervals"]["model"].items():
@@ -504,16 +542,37 @@ def test_train_writes_models_metrics_plots_and_card(trained):
     headline = on_disk["headline"]["model"]
     assert all(on_disk["intervals"]["model"][k]["low"] <= headline[k]
                <= on_disk["intervals"]["model"][k]["high"] for k in on_disk["intervals"]["model"])
-    assert "95% interval" in (tmp / "models" / "MODEL_CARD.md").read_text()
-    bare_model = load_models(tmp / "models").classifier.bare_model_
-    assert bare_model.sentiment_temperature_ != 1.0  # set from the without-context folds
+    assert "95% interval" in card
+    classifier = load_models(tmp / "models").classifier
+    assert classifier.bare_model_.sentiment_temperature_ != 1.0  # from the without-context folds
+    assert on_disk["calibration"]["qi_temperature"] == round(classifier.qi_temperature_, 4)
     bare = on_disk["model_without_context"]
     assert 0 <= bare["sentiment"]["macro_f1"] <= 1 and 0 <= bare["qi"]["top1"] <= 1
-    assert f"QI top-1 {bare['qi']['top1']:.3f}" in (tmp / "models" / "MODEL_CARD.md").read_text()
+    assert f"QI top-1 {bare['qi']['top1']:.3f}" in card
     confusion = (tmp / "plots" / "sentiment_confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) == 136
     area = (tmp / "plots" / "qi_area_confusion.csv").read_text().splitlines()
     assert {line.split(",")[0] for line in area[1:]} <= {qi_area(c) for c in QI_CODES}
+    scored = (tmp / "oof.jsonl").read_text().splitlines()
+    assert len(scored) == 135 + on_disk["n_context_neutral"]
+
+
+def test_evaluate_settings_change_no_model_and_other_labels_are_refused(trained, tmp_path):
+    from pipeline.evaluate import stage as evaluate_stage
+
+    tmp, metrics = trained
+    before = (tmp / "models" / "classifier.skops").read_bytes()
+    again = evaluate_stage.run([tmp / "labels"], tmp / "models",
+                               {"baselines": ["tfidf_lr"], "interval_level": 0.9})
+    assert (tmp / "models" / "classifier.skops").read_bytes() == before
+    assert "embedding_lr" not in again and again["model"] == metrics["model"]
+    assert again["intervals"]["level"] == 0.9
+    with pytest.raises(InputError, match="unknown evaluate.baselines"):
+        evaluate_stage.run([tmp / "labels"], tmp / "models", {"baselines": ["bert"]})
+    other = write_jsonl(tmp_path / "f01.labels.jsonl",
+                        read_label_file(LABELS / "f01.labels.jsonl")[:10])
+    with pytest.raises(InputError, match="other labels than those given: retrain"):
+        evaluate_stage.run([other], tmp / "models", {})
 
 
 def test_classify_keeps_fields_and_adds_predictions(trained):
@@ -539,11 +598,11 @@ def test_classify_keeps_fields_and_adds_predictions(trained):
 def test_saved_model_round_trips(trained, tiny_model):
     tmp, _ = trained
     models = load_models(tmp / "models")
-    _, rows, _ = tiny_model
-    vectors = row_vectors(rows[:20], hashing_encoder)
+    _, X, _ = tiny_model
+    segments = encode(X.rows[:20], hashing_encoder)
     again = load_classifier(tmp / "models" / "classifier.skops")
-    a = models.classifier.predict_proba(rows[:20], vectors)
-    b = again.predict_proba(rows[:20], vectors)
+    a = models.classifier.predict_proba(segments)
+    b = again.predict_proba(segments)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
@@ -565,13 +624,14 @@ def test_tampered_model_file_is_refused(trained, tmp_path):
 
 
 def test_evaluate_scores_held_out_labels_with_intervals(trained):
-    from pipeline.evaluate.stage import evaluate, held_out_labels, summary_lines
+    from pipeline.evaluate.held_out import evaluate_held_out, held_out_labels, summary_lines
 
     tmp, _ = trained
     models = load_models(tmp / "models")
     held = write_jsonl(tmp / "f04.labels.jsonl", read_label_file(LABELS / "f04.labels.jsonl")[:40])
     rows = held_out_labels([held], models.info)
-    metrics, scored = evaluate(rows, models, frozen_encoder=hashing_encoder, n_boot=200)
+    metrics, scored = evaluate_held_out(rows, models.classifier, models.info,
+                                        encoder=hashing_encoder, n_boot=200)
     assert metrics["n_sentences"] == 40 and metrics["reports"] == {"f04": 40}
     assert metrics["models_trained_on"] == ["f01", "f02", "f03"]
     assert sum(metrics["labels"].values()) == 40
@@ -588,12 +648,12 @@ def test_evaluate_scores_held_out_labels_with_intervals(trained):
     assert sum(r["sentiment_correct"] for r in scored) == correct
     assert sum(r["qi_correct"] for r in scored) == round(metrics["qi"]["top1"] * 40)
     assert all(len(r["predicted_qi"]) == 3 and r["predicted_qi"][0] in QI_CODES for r in scored)
-    assert [line[0] for line in summary_lines(metrics)][:2] == [
+    assert [line[0] for line in summary_lines(metrics, metrics["intervals"])][:2] == [
         "sentiment macro-F1", "sentiment accuracy"]
 
 
 def test_evaluate_refuses_sentences_the_models_were_trained_on(trained, tmp_path):
-    from pipeline.evaluate.stage import held_out_labels
+    from pipeline.evaluate.held_out import held_out_labels
 
     tmp, _ = trained
     models = load_models(tmp / "models")
@@ -746,30 +806,22 @@ def test_stack_features_read_neighbours_and_clause_clash():
 
 
 def test_second_stage_needs_three_reports(tiny_model):
-    model, rows, vectors = tiny_model
+    model, X, y = tiny_model
     assert model.stack_model_ is not None  # three reports
-    two = [i for i, r in enumerate(rows) if r["report_id"] in ("f01", "f02")]
-    small = SegmentClassifier(calibrate=False).fit(
-        [rows[i] for i in two], {k: v[two] for k, v in vectors.items()})
+    two = np.flatnonzero(np.isin(X.groups, ["f01", "f02"]))
+    small = SegmentClassifier().fit(X[two], y[two])
     assert small.stack_model_ is None
-    sent, _ = small.predict_proba(rows[:5], {k: v[:5] for k, v in vectors.items()})
+    sent, _ = small.predict_proba(X[:5])
     assert np.allclose(sent.sum(axis=1), 1)
-    off = SegmentClassifier(calibrate=False, stack=False).fit(rows, vectors)
+    off = SegmentClassifier(stack=False).fit(X, y)
     assert off.stack_model_ is None
 
 
 def test_second_stage_keeps_the_first_stages_neutral(tiny_model):
-    model, rows, vectors = tiny_model
-    xs, _, words = model._matrices(rows, vectors)
-    first = model._stage1_probs(model.sentiment_model_, rows, xs, words, vectors)
-    final = np.exp(model._sentiment_logits(rows, vectors, xs, words))
+    model, X, _ = tiny_model
+    xs, _, words = model._matrices(X)
+    first = model._stage1_probs(model.sentiment_model_, X, xs, words)
+    final = np.exp(model._sentiment_logits(X, xs, words))
     neutral = SENTIMENTS.index("neutral")
     assert np.allclose(final[:, neutral], first[:, neutral], atol=1e-6)
     assert np.allclose(final.sum(axis=1), 1, atol=1e-6)
-
-
-def test_vectors_without_clauses_fall_back_to_the_sentence(tiny_model):
-    model, rows, vectors = tiny_model
-    bare = {k: v[:8] for k, v in vectors.items() if not k.startswith("clause_")}
-    sent, qi = model.predict_proba(rows[:8], bare)
-    assert sent.shape == (8, len(SENTIMENTS)) and np.allclose(qi.sum(axis=1), 1)

@@ -1,8 +1,9 @@
-"""The train and classify stages end to end with the real MiniLM encoder, fine-tuning included.
+"""The train, evaluate and classify stages end to end with the real MiniLM encoder.
 
-Small on purpose (two reports, a few fine-tuning steps): it checks that the real
-encoder, the fine-tuned encoder's save/verify/load and the stage outputs work
-together, not how good the model is (that is benchmarks/classifier.py's job).
+Small on purpose (three reports, 30 sentences each): it checks that the real
+encoder, the saved models and out-of-report predictions, and both uses of
+``inspections evaluate`` work together, not how good the model is (that is
+the evaluate stage's job).
 """
 
 from __future__ import annotations
@@ -15,32 +16,37 @@ from typer.testing import CliRunner
 
 from pipeline.classify.stage import classify, load_models
 from pipeline.cli import app
-from pipeline.core.errors import InputError
 from pipeline.core.schema import QI_CODES, SENTIMENTS
 from pipeline.train.data import read_label_file
-from pipeline.train.stage import train
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_train_and_classify_with_a_fine_tuned_encoder(tmp_path):
+def test_train_evaluate_and_classify_with_the_real_encoder(tmp_path):
     labels = tmp_path / "labels"
     labels.mkdir()
-    for rid in ("f04", "f05"):
+    for rid in ("f03", "f04", "f05"):
         rows = read_label_file(REPO / "data" / "labels" / f"{rid}.labels.jsonl")[:30]
         (labels / f"{rid}.labels.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    params = {
-        "eval_seeds": [0], "finetune_steps": 2, "finetune_batch_size": 8, "encoder": "minilm",
-        "sources_dir": str(REPO / "data" / "sources"),
-    }
-    metrics = train([labels], tmp_path / "models", params,
-                    metrics_path=tmp_path / "classifiers.json")
-    assert metrics["headline"]["model"]["qi_top1"] >= 0
-    manifest = json.loads((tmp_path / "models" / "manifest.json").read_text())
-    assert manifest["finetuned_encoder"] is True
-    assert any(name.startswith("encoder/") for name in manifest["files"])
+    params = tmp_path / "params.yaml"
+    params.write_text(f"train:\n  encoder: minilm\n  sources_dir: {REPO / 'data' / 'sources'}\n"
+                      "evaluate:\n  interval_resamples: 100\n", encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(labels), "--out", str(tmp_path / "models"),
+                                 "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [
+        "evaluate", str(labels), "--model", str(tmp_path / "models"), "--out-of-report",
+        "--out", str(tmp_path / "classifiers.json"), "--plots", str(tmp_path / "plots"),
+        "--card", str(tmp_path / "MODEL_CARD.md"), "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "leave-one-report-out" in result.stdout and "95% interval" in result.stdout
+    metrics = json.loads((tmp_path / "classifiers.json").read_text())
+    assert 0 <= metrics["headline"]["model"]["qi_top1"] <= 1
+    assert metrics["intervals"]["resamples"] == 100
+    assert (tmp_path / "MODEL_CARD.md").read_text().startswith("# Model card")
 
     models = load_models(tmp_path / "models")
     segments = [
@@ -57,17 +63,15 @@ def test_train_and_classify_with_a_fine_tuned_encoder(tmp_path):
     held = read_label_file(REPO / "data" / "labels" / "f06.labels.jsonl")[:20]
     (tmp_path / "f06.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held),
                                         encoding="utf-8")
-    result = CliRunner().invoke(app, [
+    result = runner.invoke(app, [
         "evaluate", str(tmp_path / "f06.jsonl"), "--model", str(tmp_path / "models"),
         "--out", str(tmp_path / "eval.json"), "--predictions", str(tmp_path / "eval.jsonl")])
     assert result.exit_code == 0, result.output
     assert "sentiment macro-F1" in result.stdout and "95% interval" in result.stdout
     figures = json.loads((tmp_path / "eval.json").read_text())
-    assert figures["n_sentences"] == 20 and figures["models_trained_on"] == ["f04", "f05"]
+    assert figures["n_sentences"] == 20 and figures["models_trained_on"] == ["f03", "f04", "f05"]
     scored = (tmp_path / "eval.jsonl").read_text().splitlines()
     assert len(scored) == 20 and json.loads(scored[0])["text"] == held[0]["text"]
-
-    weights = next((tmp_path / "models" / "encoder").rglob("*.safetensors"))
-    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
-    with pytest.raises(InputError, match="checksum mismatch"):
-        load_models(tmp_path / "models")
+    result = runner.invoke(app, ["evaluate", str(labels), "--model", str(tmp_path / "models"),
+                                 "--card", str(tmp_path / "card.md")])
+    assert result.exit_code != 0  # --card needs --out-of-report

@@ -15,55 +15,32 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.errors import InputError
 from pipeline.core.io import read_jsonl, write_jsonl
 from pipeline.embed.stage import EmbeddingCache, stored_encoder
 from pipeline.train.model import SegmentClassifier, labels_from_scores
 from pipeline.train.persist import load_models as _load
-from pipeline.train.vectors import Encode, row_vectors
+from pipeline.train.segments import encode
+from pipeline.train.vectors import Encode
 
 PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
 @dataclass
 class Models:
-    """A verified classifier and, when one was trained, its fine-tuned encoder."""
+    """A verified classifier and what it was trained on (the manifest's info)."""
 
     classifier: SegmentClassifier
-    finetuned: Any = None  # a SentenceTransformer, loaded from the verified folder
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def encoder(self) -> str:
-        """The frozen encoder the models were trained with (MiniLM before it was recorded)."""
-        return str((self.info.get("params") or {}).get("encoder") or "minilm")
-
-    def encoders(self, frozen: Encode | None = None) -> tuple[Encode, Encode | None]:
-        tuned = None
-        if self.finetuned is not None:
-            from pipeline.train.finetune import encode_with
-
-            def tuned(texts: list[str]) -> np.ndarray:
-                return encode_with(self.finetuned, texts)
-
-        return frozen or EmbeddingCache(None, self.encoder), tuned
+        """The frozen encoder the models were trained with."""
+        return str(self.info["params"]["encoder"])
 
 
 def load_models(model_dir: Path) -> Models:
     """Load and verify the models written by the train stage (InputError if unusable)."""
-    classifier, finetuned_dir, info = _load(Path(model_dir))
-    finetuned = None
-    if finetuned_dir is not None:
-        from sentence_transformers import SentenceTransformer
-
-        import pipeline.embed.stage  # noqa: F401 - sets the offline switches first
-
-        try:
-            finetuned = SentenceTransformer(str(finetuned_dir), device="cpu")
-        except Exception as err:  # noqa: BLE001 - any failure means an unusable folder
-            raise InputError(finetuned_dir, f"cannot load the fine-tuned encoder ({err})") \
-                from None
-    return Models(classifier, finetuned, info)
+    return Models(*_load(Path(model_dir)))
 
 
 def classify(
@@ -89,8 +66,9 @@ def predict_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sentiment probabilities in ``SENTIMENTS`` order, QI probabilities in ``QI_CODES``
     order), one row per segment: what ``classify`` labels from and ``evaluate`` scores."""
-    frozen, tuned = models.encoders(frozen_encoder)
-    return models.classifier.predict_proba(segments, row_vectors(segments, frozen, tuned))
+    encoder = frozen_encoder or EmbeddingCache(None, models.encoder)
+    sent, qi = models.classifier.predict_proba(encode(segments, encoder))
+    return sent, qi
 
 
 def classify_file(

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import norm
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import LeaveOneGroupOut
 
 SCALE = ("Unsatisfactory", "Weak", "Adequate", "Good", "Very good", "Excellent")
 GRADE_VALUE = {name.lower(): i + 1 for i, name in enumerate(SCALE)}
@@ -80,9 +82,12 @@ def report_features(
     return out
 
 
-class GradePredictor:
+class GradePredictor(ClassifierMixin, BaseEstimator):
     """Ridge regression on the six-point scale with Gaussian grade probabilities.
 
+    A scikit-learn classifier (``clone``, ``get_params`` and the splitters work on
+    it): ``X`` holds one row of :data:`FEATURES` per report and graded indicator,
+    ``y`` the grades 1..6; it predicts a grade and the probability of each.
     ``alpha`` is the ridge penalty on standardised features; ``min_sigma`` keeps
     the spread from collapsing when the training rows happen to fit well.
     """
@@ -96,6 +101,7 @@ class GradePredictor:
         y = np.asarray(y, dtype=float)
         if len(X) < 2:
             raise ValueError("need at least two graded rows to fit")
+        self.classes_ = np.arange(1, len(SCALE) + 1)  # every grade, seen or not
         self.mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
         self.scale_ = np.where(scale > 1e-9, scale, 1.0)
@@ -160,12 +166,10 @@ def leave_one_report_out(
     pred = np.zeros(len(y), dtype=int)
     proba = np.zeros((len(y), 6))
     baseline = np.zeros(len(y), dtype=int)
-    for g in sorted(set(groups.tolist())):
-        test = groups == g
-        train = ~test
-        if train.sum() < 2:
+    for train, test in LeaveOneGroupOut().split(X, y, groups=groups):
+        if len(train) < 2:
             raise ValueError("need at least two other graded rows for leave-one-report-out")
-        model = GradePredictor(alpha, min_sigma).fit(X[train], y[train])
+        model = GradePredictor(alpha=alpha, min_sigma=min_sigma).fit(X[train], y[train])
         proba[test] = model.predict_proba(X[test])
         pred[test] = proba[test].argmax(axis=1) + 1
         counts = np.bincount(y[train], minlength=7)

@@ -1,138 +1,184 @@
-"""Command ``evaluate``: score trained classifiers on labelled sentences they never saw.
+"""Stage ``evaluate``: leave-one-report-out figures of the trained classifiers.
 
-Why: the train stage's figures are leave-one-report-out on the fictional reports,
-and the question an analyst has is how the models read *their* reports, whose
-wording differs. Labelling some sentences of a real report in the training format
-and running this gives the same figures as the model card (sentiment macro-F1,
-accuracy and per-class F1; QI top-1, top-3, top-1 among the annotator's codes,
-area), each with a bootstrap interval, so the gap between fictional and real text
-is measured rather than guessed. Labels of a report the models were trained on
-are refused: their figures would be in-sample and flatter the model.
+Reads the model folder (the classifier and the out-of-report predictions the
+train stage made for calibration) and the labels it was trained on; fits the
+cheap baselines on the same folds; writes the metrics (``dvc metrics``), the
+confusion-matrix plot data and the model card. Nothing here refits the models,
+so an evaluation setting (the bootstrap, the baselines) changes in seconds, and
+after a labels change ``dvc repro`` retrains and ``dvc metrics diff`` shows the
+difference.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.classify.stage import Models, predict_scores
 from pipeline.core.errors import InputError
-from pipeline.core.schema import QI_CODES, SENTIMENTS
-from pipeline.evaluate.protocol import (
-    INTERVAL_LEVEL,
-    INTERVAL_RESAMPLES,
+from pipeline.core.io import atomic_write
+from pipeline.core.log import get_logger
+from pipeline.core.params import resolve
+from pipeline.core.schema import QI_CODES, SENTIMENTS, qi_area
+from pipeline.evaluate.metrics import (
     bootstrap_intervals,
-    per_report,
+    confusion_rows,
+    expected_calibration_error,
+    headline,
+    paired_gaps,
     score,
+    second_code_metrics,
 )
-from pipeline.train.data import label_files, read_label_file, text_key
-from pipeline.train.vectors import Encode
+from pipeline.evaluate.protocol import BASELINES, baseline_figures, figures
+from pipeline.train.data import read_labels, text_key
+from pipeline.train.model import SegmentClassifier, softmax
+from pipeline.train.out_of_report import OutOfReport, load_out_of_report
+from pipeline.train.persist import OUT_OF_REPORT_FILE
+
+log = get_logger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,  # of the bootstrap resampling
+    "interval_level": 0.95,  # bootstrap intervals of the headline figures
+    "interval_resamples": 1000,
+    "baselines": ["tfidf_lr", "embedding_lr"],  # fitted leave-one-report-out beside the model
+}
+PROTOCOL = "leave-one-report-out; scores on held-out labelled sentences, pooled"
 
 
-def held_out_labels(paths: Sequence[Path], trained: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validated label rows, refusing any the models were trained on.
-
-    ``trained`` is the models' manifest info: the reports they were trained on and
-    the keys of their training sentences. A row without ``report_id`` belongs to its
-    file (the label reader's rule), so a file named like a training report is refused;
-    the sentence keys catch a training report relabelled under another name.
-    """
-    reports = set(trained.get("reports") or [])
-    keys = set(trained.get("training_text_keys") or [])
-    rows: list[dict[str, Any]] = []
-    for path in label_files(list(paths)):
-        file_rows = read_label_file(path)
-        seen = sorted({r["report_id"] for r in file_rows} & reports)
-        if seen:
-            raise InputError(path, f"report {', '.join(seen)} is in the models' training data, "
-                                   "so its figures would be in-sample; train without it "
-                                   "(inspections train ... --out DIR) to evaluate on it")
-        lines = [i for i, r in enumerate(file_rows, 1) if text_key(r["text"]) in keys]
-        if lines:
-            raise InputError(path, f"{len(lines)} of its sentences are in the models' training "
-                                   f"data (first: labelled row {lines[0]}), so their figures "
-                                   "would be in-sample")
-        rows.extend(file_rows)
-    return rows
+def settings(params: dict[str, Any] | None) -> dict[str, Any]:
+    """DEFAULTS overlaid with ``params`` (the one merger), then the checks it cannot make."""
+    merged = resolve("evaluate", DEFAULTS, params)
+    unknown = [b for b in merged["baselines"] if b not in BASELINES]
+    if unknown:
+        raise InputError("params", f"unknown evaluate.baselines {unknown} "
+                                   f"(known: {', '.join(BASELINES)})")
+    if not 0 < merged["interval_level"] < 1 or merged["interval_resamples"] < 1:
+        raise InputError("params", "evaluate.interval_level must lie between 0 and 1 and "
+                                   "evaluate.interval_resamples be at least 1")
+    return merged
 
 
-def confusion(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> dict:
-    """``{actual: {predicted: count}}`` over ``classes``, zeros included."""
-    counts = Counter(zip(true, pred, strict=True))
-    return {a: {p: counts[(a, p)] for p in classes} for a in classes}
+def check_same_labels(label_paths: Sequence[Path], rows: list[dict[str, Any]],
+                      where: Path) -> None:
+    """Refuse labels other than those the models were trained on: their out-of-report
+    predictions would belong to other sentences."""
+    given = [text_key(r["text"]) for r in read_labels(list(label_paths))]
+    trained = [text_key(r["text"]) for r in rows if r.get("source") == "label"]
+    if given != trained:
+        raise InputError(where, "these out-of-report predictions are of other labels than "
+                                "those given: retrain on them first (inspections train)")
 
 
-def scored_rows(rows: list[dict], sent: np.ndarray, qi: np.ndarray, n_codes: int = 3) -> list:
-    """Per sentence: the labels beside the predictions, for reading what was missed."""
-    out = []
-    for row, s, q in zip(rows, sent, qi, strict=True):
-        top = np.argsort(-q)[:n_codes]
-        ranked = [QI_CODES[j] for j in top]
-        predicted = SENTIMENTS[int(s.argmax())]
-        out.append({
-            **{k: row.get(k) for k in ("report_id", "part", "kind", "subsection", "text")},
-            "sentiment": row["sentiment"],
-            "predicted_sentiment": predicted,
-            "sentiment_scores": {c: round(float(v), 4) for c, v in zip(SENTIMENTS, s,
-                                                                       strict=True)},
-            "qi": row["qi"],
-            "predicted_qi": ranked,
-            "predicted_qi_scores": [round(float(q[j]), 4) for j in top],
-            "sentiment_correct": predicted == row["sentiment"],
-            "qi_correct": ranked[0] == row["qi"][0],
-        })
-    return out
-
-
-def evaluate(
-    rows: list[dict[str, Any]], models: Models, frozen_encoder: Encode | None = None,
-    n_boot: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL, seed: int = 0,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, per-sentence rows) of the models on labelled ``rows``, in file order (a
-    sentence's neighbours are the rows around it)."""
-    if not rows:
-        raise ValueError("evaluate() needs labelled rows")
-    sent, qi = predict_scores(rows, models, frozen_encoder)
-    scores = score(rows, sent, qi)
-    pred = [SENTIMENTS[i] for i in sent.argmax(axis=1)]
-    metrics = {
-        "n_sentences": len(rows),
-        "reports": dict(sorted(Counter(r["report_id"] for r in rows).items())),
-        "labels": {c: n for c in SENTIMENTS if (n := sum(r["sentiment"] == c for r in rows))},
-        "models_trained_on": list(models.info.get("reports") or []),
-        "sentiment": scores["sentiment"],
-        "qi": scores["qi"],
-        "intervals": {"level": level, "resamples": n_boot,
-                      **bootstrap_intervals(rows, sent, qi, n_boot=n_boot, level=level,
-                                            seed=seed)},
-        "per_report": per_report(rows, sent, qi),
-        "sentiment_confusion": confusion([r["sentiment"] for r in rows], pred, SENTIMENTS),
+def calibration(
+    rows: list[dict[str, Any]], oof: OutOfReport, classifier: SegmentClassifier,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The temperatures and what they do on the out-of-report predictions."""
+    if not params.get("calibrate"):
+        return {"calibrated": False}
+    t_sent, t_qi = classifier.sentiment_temperature_, classifier.qi_temperature_
+    labelled = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    sent = softmax(np.log(np.clip(oof.sentiment[labelled], 1e-12, None)) / t_sent)
+    qi = softmax(np.log(np.clip(oof.qi[labelled], 1e-12, None)) / t_qi)
+    return {
+        "sentiment_temperature": round(t_sent, 4),
+        "qi_temperature": round(t_qi, 4),
+        "sentiment_ece": expected_calibration_error(
+            sent, [rows[i]["sentiment"] for i in labelled]),
+        "second_code": second_code_metrics(
+            [rows[i]["qi"] for i in labelled], qi, params["second_code_threshold"]),
     }
-    return metrics, scored_rows(rows, sent, qi)
 
 
-SUMMARY = (
-    ("sentiment macro-F1", "sentiment", "macro_f1", "sentiment_macro_f1"),
-    ("sentiment accuracy", "sentiment", "accuracy", "sentiment_accuracy"),
-    ("QI top-1 (main code)", "qi", "top1", "qi_top1"),
-    ("QI top-1 among the annotator's codes", "qi", "top1_any", "qi_top1_any"),
-    ("QI area", "qi", "area", "qi_area"),
-    ("QI top-3", "qi", "top3", "qi_top3"),
-)
+def evaluate_out_of_report(
+    model_dir: Path, classifier: SegmentClassifier, info: dict[str, Any],
+    params: dict[str, Any], label_paths: Sequence[Path] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], OutOfReport]:
+    """(metrics, rows, predictions) of the models' out-of-report predictions, with
+    the baselines fitted on the same folds."""
+    rows, vectors, oof = load_out_of_report(Path(model_dir) / OUT_OF_REPORT_FILE)
+    if label_paths:
+        check_same_labels(label_paths, rows, Path(model_dir) / OUT_OF_REPORT_FILE)
+    train_params = info.get("params", {})
+    n_labelled = sum(r.get("source") != "context" for r in rows)
+    model = figures(rows, oof.sentiment, oof.qi)
+    log.info("model: %.3f sentiment macro-F1, %.3f QI top-1",
+             model["sentiment"]["macro_f1"], model["qi"]["top1"])
+    results = {"model": model, **baseline_figures(params["baselines"], rows, vectors)}
+    bare = score(rows, oof.bare_sentiment, oof.bare_qi)
+    log.info("model without part, kind and heading: %.3f sentiment macro-F1, %.3f QI top-1",
+             bare["sentiment"]["macro_f1"], bare["qi"]["top1"])
+    metrics = {
+        "protocol": PROTOCOL,
+        "n_labelled": n_labelled,
+        "n_context_neutral": len(rows) - n_labelled,
+        "n_reports": len({r["report_id"] for r in rows}),
+        "model_encoder": f"frozen {train_params.get('encoder')}",
+        **results,
+        "headline": {name: headline(values) for name, values in results.items()},
+        "gap_vs_baselines": {b: paired_gaps(results, "model", b) for b in params["baselines"]},
+        "intervals": {
+            "level": params["interval_level"], "resamples": params["interval_resamples"],
+            "model": bootstrap_intervals(rows, oof.sentiment, oof.qi,
+                                         n_boot=params["interval_resamples"],
+                                         level=params["interval_level"], seed=params["seed"])},
+        "calibration": calibration(rows, oof, classifier, train_params),
+        "model_without_context": bare,
+    }
+    return metrics, rows, oof
 
 
-def summary_lines(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(measure, figure, interval) rows for the console table."""
-    band = metrics["intervals"]
-    out = []
-    for name, group, key, interval in SUMMARY:
-        low, high = band.get(interval, {}).get("low"), band.get(interval, {}).get("high")
-        out.append((name, f"{metrics[group][key]:.3f}",
-                    f"{low:.3f}-{high:.3f}" if low is not None else ""))
-    per_class = ", ".join(f"{c} {f:.2f}" for c, f in metrics["sentiment"]["f1"].items())
-    out.append(("per-class sentiment F1", per_class, ""))
-    return out
+def write_confusions(plots_dir: Path, rows: list[dict], sent: np.ndarray,
+                     qi: np.ndarray) -> list[Path]:
+    """Sentiment and QI-area confusion data (one row per labelled sentence) for DVC plots."""
+    idx = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    sent_pred = [SENTIMENTS[j] for j in sent[idx].argmax(axis=1)]
+    qi_pred = [QI_CODES[j] for j in qi[idx].argmax(axis=1)]
+    outputs = {
+        "sentiment_confusion.csv": confusion_rows([rows[i]["sentiment"] for i in idx], sent_pred),
+        "qi_area_confusion.csv": confusion_rows(
+            [qi_area(rows[i]["qi"][0]) for i in idx], [qi_area(c) for c in qi_pred]),
+    }
+    paths = []
+    for name, table in outputs.items():
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["actual", "predicted"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+        path = Path(plots_dir) / name
+        with atomic_write(path) as fh:
+            fh.write(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def run(
+    label_paths: Sequence[Path], model_dir: Path, params: dict[str, Any] | None,
+    out: Path | None = None, plots_dir: Path | None = None, card: Path | None = None,
+    predictions: Path | None = None,
+) -> dict[str, Any]:
+    """The stage: figures of the models on the labels they were trained on, from the
+    train stage's out-of-report predictions; writes what it is given paths for."""
+    from pipeline.core.io import write_json, write_jsonl
+    from pipeline.evaluate.card import render_card
+    from pipeline.evaluate.held_out import scored_rows
+    from pipeline.train.persist import load_models
+
+    params = settings(params)
+    classifier, info = load_models(model_dir)
+    metrics, rows, oof = evaluate_out_of_report(model_dir, classifier, info, params, label_paths)
+    if out:
+        write_json(out, metrics)
+    if plots_dir:
+        write_confusions(plots_dir, rows, oof.sentiment, oof.qi)
+    if card:
+        with atomic_write(card) as fh:
+            fh.write(render_card(metrics, info))
+    if predictions:
+        write_jsonl(predictions, scored_rows(rows, oof.sentiment, oof.qi))
+    return metrics

@@ -5,7 +5,9 @@ sentences (8 of 1,208). The introduction, the "<area> in context" section and
 "What happens next" are unlabelled by design and count as QI ``none`` / neutral:
 they are read from the fictional reports' markdown sources, for those reports
 only whose labels are in the training set (so a Midlothian source in the same
-folder is never read).
+folder is never read), and cut into sentences by the production splitter
+(``pipeline.core.sentences``), so that the model is trained on the same unit
+it later reads.
 
 One evaluative section adds a sentence too: every report's conclusion states
 the inspectors' confidence and then introduces its reasons with a lead-in
@@ -30,6 +32,7 @@ from typing import Any
 from pipeline.core.errors import InputError
 from pipeline.core.io import numbered_jsonl
 from pipeline.core.schema import QI_CODES, SENTIMENTS
+from pipeline.core.sentences import split_sentences
 from pipeline.train.features import CUES
 
 SENTIMENT_TAGS = {"+": "positive", "-": "negative", "~": "mixed", "0": "neutral"}
@@ -120,27 +123,7 @@ def read_labels(paths: list[Path]) -> list[dict[str, Any]]:
 
 # --- neutral sentences from the markdown sources ---------------------------------
 
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "Dr.", "Mr.", "Mrs.", "Ms.", "St.", "No.", "vs.")
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9'‘\"“(])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    """Split prose into sentences; keeps "Who Cares? Scotland" and "e.g. X" whole."""
-    pieces = _SENT_END.split(paragraph.strip())
-    out: list[str] = []
-    for piece in pieces:
-        piece = piece.strip()
-        if not piece:
-            continue
-        if out and (
-            out[-1].endswith(_ABBREVIATIONS)
-            or (out[-1].endswith("Who Cares?") and piece.startswith("Scotland"))
-        ):
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
-    return out
 
 
 def _section_kind(heading: str) -> str | None:

@@ -6,21 +6,23 @@ words, TF-IDF) generalises better to the unseen real wording than anything with
 more capacity, trains in seconds on two cores and gives probabilities that a
 single temperature calibrates.
 
-Inputs are rows (dicts with ``text`` and the optional context fields, in file
-order) and their precomputed sentence vectors: the encoder lives outside the
-estimator so that it can be frozen, fine-tuned or cached without touching this.
+Inputs are :class:`~pipeline.train.segments.Segments`: rows (dicts with ``text``
+and the optional context fields, in file order) and their precomputed sentence
+vectors. The encoder lives outside the estimator so that its vectors can be
+cached (the embed stage) without touching this.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import LeaveOneGroupOut
 from threadpoolctl import threadpool_limits
 
 from pipeline.core.schema import QI_CODES, SENTIMENTS, qi_area
@@ -30,8 +32,8 @@ from pipeline.train.features import (
     neighbour_index,
     order_rows,
     part_group,
-    topic_heading,
 )
+from pipeline.train.segments import Label, Segments
 
 SENTIMENT_BLOCKS = ("text", "cues", "kind", "neighbours")
 NEUTRAL = SENTIMENTS.index("neutral")
@@ -158,10 +160,13 @@ class SoftmaxRegression:
         return out
 
 
-class SegmentClassifier:
+class SegmentClassifier(ClassifierMixin, BaseEstimator):
     """Sentiment (4 classes) and QI (20 codes + none) for report segments.
 
-    Parameters are plain values (scikit-learn convention); learned state ends in ``_``.
+    A scikit-learn estimator: ``X`` is :class:`~pipeline.train.segments.Segments`
+    (rows and their sentence vectors, sliceable by row), ``y`` the rows' labels
+    (:func:`~pipeline.train.segments.labels`), so ``clone`` and the model-selection
+    splitters work on it. Parameters are plain values; learned state ends in ``_``.
 
     - ``C_sentiment``, ``C_qi``: inverse regularisation of the two regressions.
     - ``second_code_weight``: weight of an annotator's second QI code as a training
@@ -171,9 +176,7 @@ class SegmentClassifier:
     - ``second_code_threshold``: calibrated probability a second code needs to be
       listed after the main one.
     - ``context_weight``: sample weight of the neutral sentences taken from the
-      unlabelled sections.
-    - ``calibrate``: fit one temperature per model on report-grouped internal
-      cross-validation, so that scores are calibrated probabilities.
+      unlabelled sections (rows whose ``source`` is ``context``).
     - ``neutral_prior``: share of neutral sentences expected in the evaluative parts
       (real reports: 2-3%). The training set is 18% neutral because the neutral
       examples come from the introduction and context sections; without the
@@ -202,6 +205,10 @@ class SegmentClassifier:
       first stage's probability: the context features say little about whether a
       sentence evaluates at all, and with a handful of labelled neutrals the
       second stage learned to never predict it.
+
+    Probabilities come out at temperature 1; the train stage measures one
+    temperature per model on out-of-report predictions and sets them with
+    :meth:`set_temperatures`, since a fit cannot see its own unseen-text error.
     """
 
     def __init__(
@@ -213,7 +220,6 @@ class SegmentClassifier:
         second_code_threshold: float = 0.35,
         context_weight: float = 1.0,
         tfidf_min_df: int = 2,
-        calibrate: bool = True,
         neutral_prior: float = 0.0,
         stack: bool = True,
         bare_model: bool = True,
@@ -226,148 +232,134 @@ class SegmentClassifier:
         self.second_code_threshold = second_code_threshold
         self.context_weight = context_weight
         self.tfidf_min_df = tfidf_min_df
-        self.calibrate = calibrate
         self.neutral_prior = neutral_prior
         self.stack = stack
         self.bare_model = bare_model
         self.max_iter = max_iter
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters (scikit-learn convention), read off its signature."""
-        names = list(inspect.signature(type(self).__init__).parameters)[1:]
-        return {name: getattr(self, name) for name in names}
-
     # --- features ------------------------------------------------------------------
 
-    def _matrices(self, rows: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]):
-        """(sentiment dense, QI dense, TF-IDF words) for the rows."""
-        blocks = dense_blocks(rows, vectors["text"], vectors["heading"])
-        if self.uses_finetuned_:
-            if "text_ft" not in vectors:
-                raise ValueError("this model was trained with a fine-tuned encoder: pass text_ft")
-            blocks["text_ft"] = vectors["text_ft"]
-        names = (*SENTIMENT_BLOCKS, "text_ft") if self.uses_finetuned_ else SENTIMENT_BLOCKS
-        words = self.tfidf_.transform([str(r.get("text") or "") for r in rows])
-        xs = np.hstack([blocks[b] for b in names])
+    def _matrices(self, X: Segments):
+        """(sentiment dense, QI dense, TF-IDF words) for the segments."""
+        blocks = dense_blocks(X.rows, X.vectors["text"], X.vectors["heading"])
+        words = self.tfidf_.transform([str(r.get("text") or "") for r in X.rows])
+        xs = np.hstack([blocks[b] for b in SENTIMENT_BLOCKS])
         xq = np.hstack([blocks[b] for b in QI_BLOCKS])
         return xs, xq, words
 
     # --- fitting ---------------------------------------------------------------------
 
-    def fit(self, rows: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]):
-        rows = list(rows)
-        texts = [str(r["text"]) for r in rows]
-        min_df = self.tfidf_min_df if len(rows) >= 20 * self.tfidf_min_df else 1
+    def fit(self, X: Segments, y: np.ndarray) -> SegmentClassifier:
+        """Fit both models (and the bare model, when asked) on segments and labels."""
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} segments, y {len(y)} labels")
+        texts = [str(r["text"]) for r in X.rows]
+        min_df = self.tfidf_min_df if len(X) >= 20 * self.tfidf_min_df else 1
         self.tfidf_ = TfidfVectorizer(
             ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, lowercase=True
         ).fit(texts)
-        self.uses_finetuned_ = "text_ft" in vectors
-        vectors = with_clauses(vectors)
-        xs, xq, words = self._matrices(rows, vectors)
-        targets = self._sentiment_targets(rows)
+        xs, xq, words = self._matrices(X)
+        targets = self._sentiment_targets(X, y)
         self.neutral_share_ = float(
             targets[:, NEUTRAL].sum() / max(targets.sum(), 1e-12))
-        self.sentiment_model_, self.qi_model_ = self._fit_models(rows, xs, xq, words)
-        self.stack_model_ = self._fit_stack(rows, vectors, xs, words)
+        self.sentiment_model_, self.qi_model_ = self._fit_models(X, y, xs, xq, words)
+        self.stack_model_ = self._fit_stack(X, y, xs, words)
         self.sentiment_temperature_ = 1.0
         self.qi_temperature_ = 1.0
-        if self.calibrate:
-            self._fit_temperatures(rows, vectors)
         self.bare_model_ = None
         if self.bare_model:
-            bare_rows, bare_vectors = strip_context(rows, vectors)
-            self.bare_model_ = SegmentClassifier(
-                **{**self.get_params(), "bare_model": False}).fit(bare_rows, bare_vectors)
+            self.bare_model_ = clone(self).set_params(bare_model=False).fit(
+                X.without_context(), y)
         return self
 
     # --- the stacked sentiment stage ---------------------------------------------------
 
-    def _stage1_probs(self, model: SoftmaxRegression, rows, xs, words, vectors) -> np.ndarray:
+    def _stage1_probs(self, model: SoftmaxRegression, X: Segments, xs, words) -> np.ndarray:
         """First-stage probabilities for the sentence and for its first and last clause,
         side by side (3 x 4 columns)."""
-        width = vectors["text"].shape[1]
+        width = X.vectors["text"].shape[1]
         out = []
         for key in ("text", "clause_first", "clause_last"):
             x = xs.copy()
-            x[:, :width] = vectors[key]  # the text block comes first in SENTIMENT_BLOCKS
+            x[:, :width] = X.vectors[key]  # the text block comes first in SENTIMENT_BLOCKS
             out.append(softmax(self._prior_shift(
-                rows, model.decision_function(x, words, len(SENTIMENTS)))))
+                X.rows, model.decision_function(x, words, len(SENTIMENTS)))))
         return np.hstack(out)
 
-    def _fit_stack(self, rows, vectors, xs, words) -> SoftmaxRegression | None:
-        groups = np.array([str(r.get("report_id") or "") for r in rows])
+    def _fit_stack(self, X: Segments, y, xs, words) -> SoftmaxRegression | None:
+        """The second stage, trained on leave-one-report-out first-stage predictions.
+
+        The folds share this fit's TF-IDF vocabulary and feature matrices (only the
+        first-stage regression is refitted per fold), which keeps the stage cheap.
+        """
+        groups = X.groups
         if not self.stack or len(set(groups)) < MIN_STACK_REPORTS:
             return None
-        k = len(SENTIMENTS)
-        first = np.zeros((len(rows), 3 * k))
-        for name in sorted(set(groups)):
-            held, kept = np.flatnonzero(groups == name), np.flatnonzero(groups != name)
-            targets = self._sentiment_targets([rows[i] for i in kept])
+        first = np.zeros((len(X), 3 * len(SENTIMENTS)))
+        for kept, held in LeaveOneGroupOut().split(xs, groups=groups):
+            targets = self._sentiment_targets(X[kept], y[kept])
             if (targets.sum(axis=0) > 0).sum() < 2:
                 return None
             model = SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
                 xs[kept], words[kept], targets)
-            first[held] = self._stage1_probs(
-                model, [rows[i] for i in held], xs[held], words[held],
-                {key: v[held] for key, v in vectors.items()})
-        x2 = np.hstack([xs, stack_features(rows, first)])
+            first[held] = self._stage1_probs(model, X[held], xs[held], words[held])
+        x2 = np.hstack([xs, stack_features(X.rows, first)])
         return SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
-            x2, words, self._sentiment_targets(rows))
+            x2, words, self._sentiment_targets(X, y))
 
-    def _sentiment_logits(self, rows, vectors, xs, words):
+    def _sentiment_logits(self, X: Segments, xs, words):
         """Log-probabilities of the four classes (before temperature)."""
-        stack_model = getattr(self, "stack_model_", None)  # absent in older model files
-        first = self._stage1_probs(self.sentiment_model_, rows, xs, words, vectors)
+        first = self._stage1_probs(self.sentiment_model_, X, xs, words)
         p1 = first[:, : len(SENTIMENTS)]
-        if stack_model is None:
+        if self.stack_model_ is None:
             return np.log(np.clip(p1, 1e-12, None))
-        x2 = np.hstack([xs, stack_features(rows, first)])
-        p2 = softmax(stack_model.decision_function(x2, words, len(SENTIMENTS)))
+        x2 = np.hstack([xs, stack_features(X.rows, first)])
+        p2 = softmax(self.stack_model_.decision_function(x2, words, len(SENTIMENTS)))
         p2[:, NEUTRAL] = 0.0
         p2 = p2 / np.clip(p2.sum(axis=1, keepdims=True), 1e-12, None) * (1 - p1[:, [NEUTRAL]])
         p2[:, NEUTRAL] = p1[:, NEUTRAL]
         return np.log(np.clip(p2, 1e-12, None))
 
     def set_temperatures(self, sentiment: float, qi: float,
-                         bare: tuple[float, float] | None = None):
-        """Temperatures measured elsewhere (the train stage's out-of-report predictions);
+                         bare: tuple[float, float] | None = None) -> SegmentClassifier:
+        """Temperatures measured on out-of-report predictions (the train stage's);
         ``bare`` are the bare model's, measured on segments without context."""
         self.sentiment_temperature_ = float(sentiment)
         self.qi_temperature_ = float(qi)
-        if bare is not None and getattr(self, "bare_model_", None) is not None:
+        if bare is not None and self.bare_model_ is not None:
             self.bare_model_.set_temperatures(*bare)
         return self
 
-    def _sentiment_targets(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
-        targets = np.zeros((len(rows), len(SENTIMENTS)))
-        for i, row in enumerate(rows):
+    def _sentiment_targets(self, X: Segments, y) -> np.ndarray:
+        targets = np.zeros((len(y), len(SENTIMENTS)))
+        for i, (row, label) in enumerate(zip(X.rows, y, strict=True)):
             weight = self.context_weight if row.get("source") == "context" else 1.0
-            targets[i, SENTIMENTS.index(row["sentiment"])] = weight
+            targets[i, SENTIMENTS.index(label.sentiment)] = weight
         return targets
 
-    def _qi_targets(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    def _qi_targets(self, X: Segments, y) -> np.ndarray:
         """Soft targets: main code 1, later codes ``second_code_weight``, area smoothing."""
         area_codes: dict[str, list[int]] = {}
         for j, code in enumerate(QI_CODES):
             area_codes.setdefault(qi_area(code), []).append(j)
-        targets = np.zeros((len(rows), len(QI_CODES)))
-        for i, row in enumerate(rows):
-            qi = [QI_CODES.index(c) for c in row["qi"]]
+        targets = np.zeros((len(y), len(QI_CODES)))
+        for i, (row, label) in enumerate(zip(X.rows, y, strict=True)):
+            qi = [QI_CODES.index(c) for c in label.qi]
             targets[i, qi[0]] = 1.0
             for j in qi[1:]:
                 targets[i, j] += self.second_code_weight
-            siblings = [j for j in area_codes[qi_area(row["qi"][0])] if targets[i, j] == 0]
+            siblings = [j for j in area_codes[qi_area(label.qi[0])] if targets[i, j] == 0]
             if self.area_smoothing > 0 and siblings:
                 targets[i, siblings] = self.area_smoothing / len(siblings)
             if row.get("source") == "context":
                 targets[i] *= self.context_weight
         return targets
 
-    def _fit_models(self, rows, xs, xq, words) -> tuple[SoftmaxRegression, SoftmaxRegression]:
-        sent_targets = self._sentiment_targets(rows)
+    def _fit_models(self, X, y, xs, xq, words) -> tuple[SoftmaxRegression, SoftmaxRegression]:
+        sent_targets = self._sentiment_targets(X, y)
         if (sent_targets.sum(axis=0) > 0).sum() < 2:
             raise ValueError("sentiment training data needs at least two classes")
-        qi_targets = self._qi_targets(rows)
+        qi_targets = self._qi_targets(X, y)
         if (qi_targets.sum(axis=0) > 0).sum() < 2:
             raise ValueError("QI training data needs at least two codes")
         sent = SoftmaxRegression(C=self.C_sentiment, max_iter=self.max_iter).fit(
@@ -375,39 +367,9 @@ class SegmentClassifier:
         qi = SoftmaxRegression(C=self.C_qi, max_iter=self.max_iter).fit(xq, words, qi_targets)
         return sent, qi
 
-    def _fit_temperatures(self, rows, vectors) -> None:
-        """One temperature per model from report-grouped out-of-fold logits.
-
-        Each held-out report is scored by a whole uncalibrated classifier fitted on
-        the others, stacked stage included, so the temperatures see what unseen
-        text will see.
-        """
-        groups = np.array([str(r.get("report_id") or "") for r in rows])
-        names = sorted(set(groups))
-        if len(names) < 3:
-            return
-        sent_logits, qi_logits = [], []
-        order = []
-        params = {**self.get_params(), "calibrate": False, "bare_model": False}
-        for name in names:
-            held = np.flatnonzero(groups == name)
-            kept = np.flatnonzero(groups != name)
-            inner = SegmentClassifier(**params).fit(
-                [rows[i] for i in kept], {key: v[kept] for key, v in vectors.items()})
-            held_rows = [rows[i] for i in held]
-            held_vectors = {key: v[held] for key, v in vectors.items()}
-            xs, xq, words = inner._matrices(held_rows, held_vectors)
-            sent_logits.append(inner._sentiment_logits(held_rows, held_vectors, xs, words))
-            qi_logits.append(inner.qi_model_.decision_function(xq, words, len(QI_CODES)))
-            order.extend(held)
-        sent_true = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in order])
-        qi_true = np.array([QI_CODES.index(rows[i]["qi"][0]) for i in order])
-        self.sentiment_temperature_ = fit_temperature(np.vstack(sent_logits), sent_true)
-        self.qi_temperature_ = fit_temperature(np.vstack(qi_logits), qi_true)
-
     def _prior_shift(self, rows: Sequence[dict[str, Any]], logits: np.ndarray) -> np.ndarray:
         """Lower the neutral logit of evaluative-part segments to the expected prior."""
-        share = getattr(self, "neutral_share_", 0.0)
+        share = self.neutral_share_
         if not self.neutral_prior or share <= 0:
             return logits
         shift = np.log(self.neutral_prior / (1 - self.neutral_prior)) - np.log(
@@ -419,40 +381,48 @@ class SegmentClassifier:
 
     # --- prediction --------------------------------------------------------------------
 
-    def predict_proba(
-        self, rows: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(sentiment probabilities in SENTIMENTS order, QI probabilities in QI_CODES order)."""
-        if not rows:
-            return np.zeros((0, len(SENTIMENTS))), np.zeros((0, len(QI_CODES)))
-        bare_model = getattr(self, "bare_model_", None)  # absent in older model files
-        bare = np.array([not has_context(r) for r in rows])
-        if bare_model is not None and bare.any():
-            sent = np.zeros((len(rows), len(SENTIMENTS)))
-            qi = np.zeros((len(rows), len(QI_CODES)))
-            for mask, model in ((bare, bare_model), (~bare, self)):
-                idx = np.flatnonzero(mask)
-                if len(idx):
-                    sent[idx], qi[idx] = model._predict_proba(
-                        [rows[i] for i in idx], {k: v[idx] for k, v in vectors.items()})
-            return sent, qi
-        return self._predict_proba(rows, vectors)
+    def predict_proba(self, X: Segments) -> list[np.ndarray]:
+        """[sentiment probabilities in SENTIMENTS order, QI probabilities in QI_CODES
+        order] (scikit-learn's layout for several outputs: one array per output).
 
-    def _predict_proba(self, rows, vectors) -> tuple[np.ndarray, np.ndarray]:
-        vectors = with_clauses(vectors)
-        xs, xq, words = self._matrices(rows, vectors)
-        sent = self._sentiment_logits(rows, vectors, xs, words)
+        Segments without a known part go to the bare model, when there is one.
+        """
+        if not len(X):
+            return [np.zeros((0, len(SENTIMENTS))), np.zeros((0, len(QI_CODES)))]
+        bare = np.array([not has_context(r) for r in X.rows])
+        if self.bare_model_ is None or not bare.any():
+            return self._predict_proba(X)
+        sent = np.zeros((len(X), len(SENTIMENTS)))
+        qi = np.zeros((len(X), len(QI_CODES)))
+        for mask, model in ((bare, self.bare_model_), (~bare, self)):
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                sent[idx], qi[idx] = model._predict_proba(X[idx])
+        return [sent, qi]
+
+    def _predict_proba(self, X: Segments) -> list[np.ndarray]:
+        xs, xq, words = self._matrices(X)
+        sent = self._sentiment_logits(X, xs, words)
         qi = self.qi_model_.decision_function(xq, words, len(QI_CODES))
-        return (softmax(sent / self.sentiment_temperature_),
-                softmax(qi / self.qi_temperature_))
+        return [softmax(sent / self.sentiment_temperature_), softmax(qi / self.qi_temperature_)]
 
-    def predict(
-        self, rows: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]
-    ) -> list[dict[str, Any]]:
-        """``qi`` (ranked codes), ``qi_scores``, ``sentiment``, ``sentiment_scores`` per row."""
-        sent, qi = self.predict_proba(rows, vectors)
-        return [labels_from_scores(s, q, self.second_code_threshold) for s, q in zip(sent, qi,
-                                                                                   strict=True)]
+    def predict(self, X: Segments) -> np.ndarray:
+        """Labels in y's form: sentiment, and the QI codes (a second code only where
+        its calibrated probability reaches ``second_code_threshold``)."""
+        sent, qi = self.predict_proba(X)
+        out = np.empty(len(X), dtype=object)
+        for i, (s, q) in enumerate(zip(sent, qi, strict=True)):
+            found = labels_from_scores(s, q, self.second_code_threshold)
+            out[i] = Label(found["sentiment"], tuple(found["qi"]))
+        return out
+
+    def score(self, X: Segments, y: np.ndarray, sample_weight=None) -> float:
+        """Mean of sentiment accuracy and main-QI accuracy (scikit-learn's ``score``
+        is one number; these are the two headline hits)."""
+        pred = self.predict(X)
+        sent = np.array([p.sentiment == t.sentiment for p, t in zip(pred, y, strict=True)])
+        qi = np.array([p.qi[0] == t.qi[0] for p, t in zip(pred, y, strict=True)])
+        return float(np.average((sent + qi) / 2, weights=sample_weight))
 
 
 def labels_from_scores(
@@ -490,9 +460,6 @@ def fit_temperature(logits: np.ndarray, true: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-POSITION_FIELDS = ("part", "kind", "subsection")  # where a sentence sits; see has_context
-
-
 def has_context(row: dict[str, Any]) -> bool:
     """Whether the row's part is one the context features know.
 
@@ -501,23 +468,6 @@ def has_context(row: dict[str, Any]) -> bool:
     sentiment accuracy was the same from either.
     """
     return bool(part_group(row.get("part")))
-
-
-def strip_context(
-    rows: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]
-) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """The rows with part, kind and heading left out, and their vectors likewise (no
-    heading vector); order, and so the neighbours, is kept."""
-    bare = [{**r, **dict.fromkeys(POSITION_FIELDS, "")} for r in rows]
-    return bare, {**vectors, "heading": np.zeros_like(vectors["heading"])}
-
-
-def with_clauses(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Vectors with clause vectors present (the sentence's own where none were given)."""
-    out = dict(vectors)
-    for key in ("clause_first", "clause_last"):
-        out.setdefault(key, vectors["text"])
-    return out
 
 
 def stack_features(rows: Sequence[dict[str, Any]], first: np.ndarray) -> np.ndarray:
@@ -541,7 +491,3 @@ def stack_features(rows: Sequence[dict[str, Any]], first: np.ndarray) -> np.ndar
     out[:, 4 * k] = split[:, 0] * clash
     out[:, 4 * k + 1] = split[:, 0]
     return out
-
-
-def heading_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [topic_heading(r.get("subsection")) for r in rows]

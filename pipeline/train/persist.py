@@ -3,13 +3,12 @@
 Why both: ``skops.io.load`` with an explicit trusted-type list refuses a file that
 would build anything but our estimator and scikit-learn parts, so a foreign model
 file cannot run code; the manifest's SHA-256 sums catch a file that was edited or
-swapped after training (including the fine-tuned encoder's weights), which type
-checks alone would let through.
+swapped after training, which type checks alone would let through.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from pipeline.core.io import atomic_write, read_json, sha256_file, write_json
 
 CLASSIFIER_FILE = "classifier.skops"
 MANIFEST_FILE = "manifest.json"
-ENCODER_DIR = "encoder"
-FORMAT = "inspections-classifier/1"
+OUT_OF_REPORT_FILE = "out_of_report.npz"  # the train stage's leave-one-report-out predictions
+FORMAT = "inspections-classifier/2"  # 2: scikit-learn estimator, no fine-tuned encoder
 
 # Every type a saved SegmentClassifier holds; anything else in a file is refused.
 TRUSTED_TYPES = [
@@ -45,48 +44,28 @@ TRUSTED_TYPES = [
 
 
 def save_models(
-    out_dir: Path, classifier: Any, info: dict[str, Any], encoder: Any | None = None
+    out_dir: Path, classifier: Any, info: dict[str, Any],
+    files: dict[str, Callable[[Path], None]] | None = None,
 ) -> Path:
-    """Write the classifier (and a fine-tuned encoder, if any) and the manifest."""
+    """Write the classifier, the extra ``files`` (name -> writer of that path) and the
+    manifest with every file's checksum; a file of an earlier run not written now is
+    removed, so the folder holds one training run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / CLASSIFIER_FILE, "wb") as fh:
         fh.write(sio.dumps(classifier))
-    encoder_dir = out_dir / ENCODER_DIR
-    if encoder is not None:
-        _save_encoder(encoder, encoder_dir)
-    elif encoder_dir.exists():
-        _remove_tree(encoder_dir)
-    files = [CLASSIFIER_FILE]
-    if encoder is not None:
-        files += sorted(
-            str(p.relative_to(out_dir)) for p in encoder_dir.rglob("*") if p.is_file()
-        )
+    files = files or {}
+    for name, write in files.items():
+        write(out_dir / name)
+    if OUT_OF_REPORT_FILE not in files:
+        (out_dir / OUT_OF_REPORT_FILE).unlink(missing_ok=True)
     manifest = {
         "format": FORMAT,
-        "finetuned_encoder": encoder is not None,
-        "files": {name: sha256_file(out_dir / name) for name in files},
+        "files": {name: sha256_file(out_dir / name) for name in [CLASSIFIER_FILE, *files]},
         "info": info,
     }
     write_json(out_dir / MANIFEST_FILE, manifest)
     return out_dir / MANIFEST_FILE
-
-
-def _save_encoder(encoder: Any, encoder_dir: Path) -> None:
-    """Save beside the target and swap in, so a crash never leaves half an encoder."""
-    tmp = encoder_dir.with_name(f".{encoder_dir.name}.tmp")
-    if tmp.exists():
-        _remove_tree(tmp)
-    encoder.save(str(tmp), safe_serialization=True)
-    if encoder_dir.exists():
-        _remove_tree(encoder_dir)
-    tmp.rename(encoder_dir)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:
@@ -138,15 +117,9 @@ def load_classifier(path: Path) -> Any:
     return model
 
 
-def load_models(model_dir: Path) -> tuple[Any, Path | None, dict[str, Any]]:
-    """(classifier, fine-tuned encoder folder or None, manifest info), all verified."""
+def load_models(model_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """(classifier, manifest info), every file verified against the manifest."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     verify_files(model_dir, manifest)
-    classifier = load_classifier(model_dir / CLASSIFIER_FILE)
-    encoder_dir = model_dir / ENCODER_DIR if manifest.get("finetuned_encoder") else None
-    return classifier, encoder_dir, manifest.get("info", {})
-
-
-def manifest_json(model_dir: Path) -> str:
-    return json.dumps(read_manifest(model_dir), indent=1)
+    return load_classifier(model_dir / CLASSIFIER_FILE), manifest.get("info", {})

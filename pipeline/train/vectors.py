@@ -5,10 +5,7 @@ embedding cache); the clause vectors (first and last clause of a contrastive
 sentence, see ``features.clauses``) feed the sentiment model's second stage. An
 encoder with a ``spans`` method (``pipeline.embed.EmbeddingCache``) pools each
 clause out of its sentence's own pass, at no extra cost; a plain function
-encodes each clause as a text of its own. A fine-tuned encoder, when trained,
-adds a second text vector that only the sentiment model reads, because
-fine-tuning for sentiment was found to blur the topical distinctions the QI
-model needs.
+encodes each clause as a text of its own.
 """
 
 from __future__ import annotations
@@ -47,11 +44,8 @@ def _pooled_clauses(texts: Sequence[str], encoder: Any) -> dict[str, np.ndarray]
     return {pairs[k][0]: vecs[k: k + 2] for k in range(0, len(pairs), 2)}
 
 
-def row_vectors(
-    rows: Sequence[dict[str, Any]], frozen: Encode, finetuned: Encode | None = None
-) -> dict[str, np.ndarray]:
-    """``text``, ``heading``, ``clause_first`` and ``clause_last`` from the frozen
-    encoder; ``text_ft`` from the tuned one."""
+def row_vectors(rows: Sequence[dict[str, Any]], frozen: Encode) -> dict[str, np.ndarray]:
+    """``text``, ``heading``, ``clause_first`` and ``clause_last`` from the frozen encoder."""
     texts = [str(r.get("text") or "") for r in rows]
     headings = [topic_heading(r.get("subsection")) for r in rows]
     n = len(rows)
@@ -69,10 +63,4 @@ def row_vectors(
                         frozen)
         out = {"text": every[:n], "heading": every[n: 2 * n],
                "clause_first": every[2 * n: 3 * n], "clause_last": every[3 * n:]}
-    if finetuned is not None:
-        out["text_ft"] = _lookup(texts, finetuned)
     return out
-
-
-def subset(vectors: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: mat[index] for name, mat in vectors.items()}

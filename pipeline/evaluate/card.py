@@ -1,10 +1,15 @@
-"""The model card: what the models were trained on, how they were measured, their limits."""
+"""The model card: what the models were trained on, how they were measured, their limits.
+
+Written by the evaluate stage from the model manifest's training facts and the
+leave-one-report-out metrics, so the card and ``metrics/classifiers.json`` never
+disagree.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipeline.evaluate.protocol import HEADLINE
+from pipeline.evaluate.metrics import HEADLINE
 
 _NAMES = {
     "model": "this model",
@@ -40,8 +45,7 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
     for key in HEADLINE:
         cells = []
         for n in names:
-            value = metrics[n][key[0]][key[1]]
-            cells.append(f"{value['mean']:.3f} ± {value['std']:.3f}")
+            cells.append(f"{metrics[n][key[0]][key[1]]:.3f}")
         if intervals:
             band = intervals.get(f"{key[0]}_{key[1]}")
             cells.append(f"{band['low']:.3f}–{band['high']:.3f}" if band else "")
@@ -54,21 +58,21 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
             "move on another draw of sentences like these. It does not cover a shift to "
             "real wording.", ""]
     lines.append("Per-class sentiment F1 (this model): " + ", ".join(
-        f"{c} {v['mean']:.2f}" for c, v in metrics["model"]["sentiment"]["f1"].items()) + ".")
+        f"{c} {v:.2f}" for c, v in metrics["model"]["sentiment"]["f1"].items()) + ".")
     if "context_neutral_rate" in metrics["model"]:
         lines.append(
             "Held-out introduction/context sentences predicted neutral: "
-            f"{metrics['model']['context_neutral_rate']['mean']:.2f}."
+            f"{metrics['model']['context_neutral_rate']:.2f}."
         )
     bare = metrics.get("model_without_context")
     if bare:
         lines += ["", "Without context (the held-out sentences' part, kind and heading left "
-                  "out, as for bare sentences or a report of another generation; first seed): "
+                  "out, as for bare sentences or a report of another generation): "
                   f"sentiment macro-F1 {bare['sentiment']['macro_f1']:.3f}, accuracy "
                   f"{bare['sentiment']['accuracy']:.3f}; QI top-1 {bare['qi']['top1']:.3f}, "
                   f"among annotator codes {bare['qi']['top1_any']:.3f}, area "
                   f"{bare['qi']['area']:.3f}."]
-    lines += ["", "Per held-out report (this model, first seed):", "",
+    lines += ["", "Per held-out report (this model):", "",
               "| report | sentiment macro-F1 | sentiment accuracy | QI top-1 | QI area |",
               "|---|---|---|---|---|"]
     for report, vals in metrics["model"]["per_report"].items():
@@ -86,16 +90,9 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
 
 
 def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
+    """The card's Markdown from the evaluate stage's metrics and the manifest's info."""
     params = info.get("params", {})
-    seeds = metrics.get("seeds", [])
-    base = ENCODER_NAMES.get(params.get("encoder", "minilm"), str(params.get("encoder")))
-    encoder = (
-        f"{base} frozen for the QI model and the base sentence vectors; "
-        f"a copy fine-tuned contrastively ({params.get('finetune_steps')} steps of "
-        f"{params.get('finetune_batch_size')} class-balanced sentences, all in-batch pairs, "
-        f"lower {params.get('finetune_frozen_layers')} layers frozen) adds sentiment vectors"
-        if info.get("finetuned_encoder") else f"{base}, frozen"
-    )
+    encoder = ENCODER_NAMES.get(params.get("encoder"), str(params.get("encoder")))
     stack = (
         "- Sentiment is decided in two stages (stacked generalisation). The first stage "
         "reads the features above. The second reads them again beside the first stage's "
@@ -122,11 +119,16 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "introduction, context and 'What happens next' sections, as QI `none`, and each "
         "conclusion's lead-in to its reasons ('This is based on:') where it judges nothing, "
         "as QI 10.1, as the annotators labelled the two lead-ins they labelled.",
+        "- How the training sentences are made: the labelled sentences are taken as the "
+        "label files give them; the neutral ones are cut from the fictional reports' "
+        "markdown sources by the same sentence splitter that cuts the reports the models "
+        "classify (`pipeline.core.sentences`, spaCy's sentencizer with the reports' "
+        "abbreviations and names mended), so training and production read the same unit.",
         "- No real report text: the Midlothian report and its paraphrase are never read.",
         "",
         "## Features",
         "",
-        f"- Sentence vectors: {encoder}.",
+        f"- Sentence vectors: {encoder}, frozen.",
         "- Context: report part (which inspection question, summary, conclusion, appendix), "
         "kind (strength, priority, key message, body, rationale), the subsection heading's "
         "vector, the neighbouring sentences' mean vector, the mean vector of the sentence's "
@@ -150,18 +152,19 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         f"(sentiment {info.get('sentiment_temperature')}, QI {info.get('qi_temperature')}"
         + ("; the model without context: sentiment {}, QI {}".format(*info["bare_temperatures"])
            if info.get("bare_temperatures") else "") + ").",
-        "- Contrastive fine-tuning of the encoder (SetFit-style, all in-batch pairs, "
-        "class-balanced batches) is available with `train.finetune_steps`; its vectors then "
-        "feed the sentiment model beside the frozen ones. Measure it with "
-        "`benchmarks/classifier.py --finetune-loro STEPS` before turning it on.",
+        "- The encoder is not fine-tuned. A contrastive fine-tuning option existed, off by "
+        "default, with no measurement in the repository showing that it paid on these "
+        "reports; it was removed with its parameters rather than kept untested.",
         "",
         "## Figures (leave-one-report-out on the fictional reports)",
         "",
-        f"Protocol: {metrics.get('protocol', 'not evaluated')}. Seeds: {seeds}. "
+        f"Protocol: {metrics.get('protocol', 'not evaluated')}. "
         f"Encoder in the evaluation folds: {metrics.get('model_encoder', '')}. "
-        "The logistic regressions are deterministic, so the spread across seeds is zero "
-        "unless the encoder is fine-tuned inside each fold; the spread across held-out "
-        "reports below is the more telling uncertainty.",
+        "The train stage makes the model's out-of-report predictions (one fit per held-out "
+        "report, scikit-learn's `LeaveOneGroupOut` over report ids) and fits the "
+        "temperatures on them; the evaluate stage scores them and fits the baselines on "
+        "the same folds. Every model here is deterministic, so one run is the figure; the "
+        "spread across held-out reports below is the telling uncertainty.",
         "",
         *_figures(metrics),
         "## Known limits",
