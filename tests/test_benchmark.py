@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.compare import benchmark as bm
 from pipeline.compare import grade_predictor as gp
+from pipeline.compare import intervals as iv
 from pipeline.core.errors import InputError
 
+ROOT = Path(__file__).resolve().parents[1]
 FOCUS = "Avonford"
 # partnership -> QI -> (positive, negative, mixed) counts. The focus is clearly better than
 # every peer on 5.1, clearly worse on 6.4, like them on 2.1, and thin on 9.2.
@@ -87,8 +91,8 @@ REFERENCE = [
 def build(params=None, focus=FOCUS, segments=None):
     segments = segments if segments is not None else make_segments()
     themes = {"themes": [], "params": {}}
-    return bm.build_benchmark(segments, make_reports(), themes, [], REFERENCE, focus,
-                              {"n_boot": 500, **(params or {})})
+    return bm.build_benchmark(segments, make_reports(), themes, REFERENCE, focus,
+                              {"n_draws": 500, **(params or {})})
 
 
 def comparison(result, qi):
@@ -109,25 +113,31 @@ def test_cell_scores_are_shares_and_net():
     assert "none" not in focus_report["qi_scores"]
 
 
-def test_bootstrap_is_seeded_and_narrows_with_more_segments():
-    small = bm.bootstrap_net({"positive": 6, "negative": 4, "mixed": 0, "neutral": 0}, 2000,
-                             (0, 1, 2))
-    again = bm.bootstrap_net({"positive": 6, "negative": 4, "mixed": 0, "neutral": 0}, 2000,
-                             (0, 1, 2))
-    large = bm.bootstrap_net({"positive": 60, "negative": 40, "mixed": 0, "neutral": 0}, 2000,
-                             (0, 1, 2))
+def test_posterior_is_seeded_and_unanimous_cells_are_not_certain():
+    rng = lambda: np.random.default_rng([0, 1, 2])  # noqa: E731
+    small = iv.net_draws(np.array([6, 4, 0]), 0.5, 2000, rng())
+    again = iv.net_draws(np.array([6, 4, 0]), 0.5, 2000, rng())
+    large = iv.net_draws(np.array([60, 40, 0]), 0.5, 2000, rng())
     assert np.array_equal(small, again)
-    assert small.mean() == pytest.approx(0.2, abs=0.03)
+    assert small.mean() == pytest.approx(0.18, abs=0.03)
     assert np.std(large) < np.std(small) / 2
+    five = np.array([5, 0, 0])
+    lo5, hi5 = iv.net_interval(five, iv.net_draws(five, 0.5, 4000, rng()), 0.95)
+    many = np.array([300, 0, 0])
+    lo300, hi300 = iv.net_interval(many, iv.net_draws(many, 0.5, 4000, rng()), 0.95)
+    assert hi5 == hi300 == 1.0  # the observed side reaches the boundary
+    assert lo5 < 0.5  # five out of five is not certainty...
+    assert lo300 > 0.98  # ...three hundred out of three hundred is
 
 
 def test_focus_verdicts_follow_the_evidence():
     result = build()
     assert comparison(result, "5.1")["verdict"] == "above"
     assert comparison(result, "5.1")["diff_lo"] > 0
-    assert comparison(result, "5.1")["rank"] == 1
+    assert comparison(result, "5.1")["rank"] == comparison(result, "5.1")["rank_lo"] == 1
     assert comparison(result, "6.4")["verdict"] == "below"
     assert comparison(result, "6.4")["rank"] == comparison(result, "6.4")["rank_of"] == 6
+    assert comparison(result, "6.4")["rank_hi"] == 6
     assert comparison(result, "2.1")["verdict"] == "similar"
     lo, hi = comparison(result, "2.1")["diff_lo"], comparison(result, "2.1")["diff_hi"]
     assert lo < 0 < hi
@@ -140,6 +150,7 @@ def test_thin_evidence_is_said_in_words():
     thin = comparison(result, "9.2")
     assert thin["thin"] is True and thin["verdict"] == "thin"
     assert "Too little evidence" in thin["note"] and "only 2 sentence" in thin["note"]
+    assert thin["rank_lo"] <= thin["rank_hi"]  # ranked, with its uncertainty, but no verdict
     assert "9.2" not in result["focus"]["strongest"] + result["focus"]["weakest"]
     # A QI only peers talk about: no data for the focus, said so.
     profile = {k: dict(v) for k, v in PROFILE.items()}
@@ -153,6 +164,28 @@ def test_too_few_peers_gives_no_verdict():
     result = build({"min_peers": 6})
     assert {c["verdict"] for c in result["focus"]["comparison"]} == {"no comparison"}
     assert "too few" in comparison(result, "5.1")["note"]
+
+
+def test_few_peers_make_a_weak_comparison_and_no_strongest_or_weakest():
+    result = build({"min_peers_verdict": 6})
+    clear_before = comparison(build(), "5.1")
+    weak = comparison(result, "5.1")
+    assert weak["verdict"] == "weak" and weak["weak"] is True
+    assert "Weak comparison" in weak["note"] and "5 peers" in weak["note"]
+    assert weak["diff_lo"] == clear_before["diff_lo"]  # same figures, no verdict
+    assert result["focus"]["strongest"] == result["focus"]["weakest"] == []
+
+
+def test_a_unanimous_thin_cell_is_not_called_a_clear_difference():
+    """The issue's case: 5 of 5 positive against three scattered peers."""
+    profile = {name: {"7.1": cells} for name, cells in [
+        (FOCUS, (5, 0, 0)), ("Brackenmuir", (9, 1, 0)), ("Corriedale", (2, 7, 0)),
+        ("Drumlee", (2, 7, 1))]}
+    segments = make_segments({**{k: dict(v) for k, v in PROFILE.items()}, **profile})
+    row = comparison(build({"min_peers_verdict": 3}, segments=segments), "7.1")
+    assert row["focus"]["hi"] == 1.0 and row["focus"]["lo"] < 0.5
+    assert row["verdict"] == "similar"  # three scattered peers: no clear difference
+    assert row["rank_lo"] == 1 and row["rank_hi"] >= 2
 
 
 def test_unknown_focus_lists_partnerships_present():
@@ -172,8 +205,8 @@ def test_nearest_peer_is_the_one_with_the_same_profile():
     segments = make_segments(profile)
     reports = make_reports() + [{"report_id": "r6", "partnership": "Twinford", "grades": {},
                                  "fictional": True}]
-    result = bm.build_benchmark(segments, reports, {"themes": []}, [], [], FOCUS,
-                                {"n_boot": 200})
+    result = bm.build_benchmark(segments, reports, {"themes": []}, [], FOCUS,
+                                {"n_draws": 200})
     assert result["peers"][0]["partnership"] == "Twinford"
     assert result["peers"][0]["cosine"] == pytest.approx(1.0, abs=1e-6)
     assert len(result["peers"]) == bm.DEFAULTS["n_peers"]
@@ -235,8 +268,8 @@ def test_predictor_unavailable_with_too_few_graded_reports():
     reports = make_reports()
     for r in reports[2:]:
         r["grades"] = {}
-    result = bm.build_benchmark(make_segments(), reports, {"themes": []}, [], [], FOCUS,
-                                {"n_boot": 100})
+    result = bm.build_benchmark(make_segments(), reports, {"themes": []}, [], FOCUS,
+                                {"n_draws": 100})
     assert result["grade_predictor"]["available"] is False
     assert "3 needed" in result["grade_predictor"]["note"]
 
@@ -270,29 +303,51 @@ def test_run_writes_benchmark_and_rejects_bad_reference(tmp_path):
     rep_path.write_text("".join(json.dumps(r) + "\n" for r in make_reports()))
     themes_path = tmp_path / "themes.json"
     themes_path.write_text(json.dumps({"themes": [], "params": {}}))
-    st_path = tmp_path / "segment_themes.jsonl"
-    st_path.write_text("")
     ref_path = tmp_path / "ref.csv"
     ref_path.write_text("programme,partnership,published,indicator,grade,source_url\n"
                         "2018-2020 care and protection,Realtown,2019,2.1,Good,https://x\n")
     out = tmp_path / "out"
-    bm.run(seg_path, rep_path, themes_path, st_path, ref_path, out, FOCUS, {"n_boot": 100},
-           metrics_path=tmp_path / "metrics.json")
+    bm.run(seg_path, rep_path, themes_path, ref_path, out, FOCUS,
+           {"n_draws": 100, "calibration_trials": 20}, metrics_path=tmp_path / "metrics.json")
     data = json.loads((out / "benchmark.json").read_text())
     assert data["focus"]["partnership"] == FOCUS
     assert {"report_id", "partnership", "official_grades", "predicted_grades", "qi_scores",
             "theme_shares"} <= set(data["reports"][0])
     assert "grade_exact" in json.loads((tmp_path / "metrics.json").read_text())
+    assert [c["n"] for c in data["calibration"]["coverage"]] == list(iv.SIZES)
     assert not list(out.glob(".*.tmp"))
 
     ref_path.write_text("programme,partnership,grade\nx,y,Good\n")
     with pytest.raises(InputError, match="missing column"):
-        bm.run(seg_path, rep_path, themes_path, st_path, ref_path, out, FOCUS, {"n_boot": 100})
+        bm.run(seg_path, rep_path, themes_path, ref_path, out, FOCUS, {"n_draws": 100})
     ref_path.write_text("programme,partnership,published,indicator,grade,source_url\n")
     with pytest.raises(InputError, match="segments.jsonl.*Nowhere"):
-        bm.run(seg_path, rep_path, themes_path, st_path, ref_path, out, "Nowhere")
+        bm.run(seg_path, rep_path, themes_path, ref_path, out, "Nowhere",
+               {"n_draws": 100, "calibration_trials": 20})
 
 
 def test_unknown_param_is_rejected():
-    with pytest.raises(ValueError, match="n_bootstrap"):
+    with pytest.raises(InputError, match="n_bootstrap"):
         build({"n_bootstrap": 10})
+
+
+def test_defaults_and_params_yaml_agree():
+    """benchmark.DEFAULTS is the one place of defaults; params.yaml repeats them."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert params["compare"] == bm.DEFAULTS
+
+
+def test_theme_figures_are_read_from_themes_json():
+    themes = {"themes": [{"id": 0, "label": "Alpha"}, {"id": 1, "label": "Beta"}],
+              "params": {"min_z": 2.5},
+              "partnerships": {FOCUS: {"n": 3, "themes": {"0": {"n": 2, "share": 0.66667}}}},
+              "distinctive": {FOCUS: {"themes": [{"theme": 1, "z": 3.0}],
+                                      "themes_under": [{"theme": 0, "z": -2.6}],
+                                      "phrases": [{"phrase": "x", "z": 4.0}]}}}
+    result = bm.build_benchmark(make_segments(), make_reports(), themes, [], FOCUS,
+                                {"n_draws": 100})
+    assert result["reports"][0]["theme_shares"] == {"0": {"n": 2, "share": 0.66667}}
+    assert result["focus"]["distinctive_themes"] == [{"theme": 1, "z": 3.0, "label": "Beta"}]
+    assert result["focus"]["underrepresented_themes"][0]["label"] == "Alpha"
+    assert result["focus"]["distinctive_phrases"] == [{"phrase": "x", "z": 4.0}]
+    assert result["themes"]["min_z"] == 2.5

@@ -2,19 +2,24 @@
 
 For each partnership and quality indicator (the segment's main QI; ``none``
 skipped): segment counts, sentiment shares and a net score, ``(positive -
-negative) / n`` with mixed and neutral counting 0, with a seeded bootstrap
-interval. Resampling the segments of a partnership x QI cell with replacement
-is a multinomial draw of its (positive, negative, other) counts, so that is
-what is drawn: the same distribution, without materialising index arrays.
+negative) / n`` with mixed and neutral counting 0, with a 95% interval from the
+cell's Dirichlet posterior under a weak (Jeffreys) prior, so that five positive
+sentences out of five do not read as certainty (see :mod:`pipeline.compare.intervals`
+for the method and why it replaced the percentile bootstrap).
 
-The focus partnership is then set against its peers' median per QI: the
-difference's interval comes from the same bootstrap replicates (focus minus
-the median of the peers' replicates), so "clearly above/below" means the
-interval excludes 0. When the focus has fewer than ``min_segments`` sentences
-on a QI there is no verdict (``thin``), only a sentence saying so; peers that
-thin are left out of the median. A cell whose sentences all share one
-sentiment has a zero-width percentile interval (a known limit of the plain
-bootstrap on extreme proportions), which is one more reason for the floor.
+The focus partnership is then placed within the distribution of its peers per
+QI, with its own uncertainty and theirs: "more/less positive than the peers"
+means the interval of (focus - a typical peer) excludes 0, which holds against
+both the sampling of sentences and the choice of peers. The rule needs evidence
+on both sides (``min_segments`` sentences for the focus and for each peer
+counted, ``min_peers`` peers to compare at all, ``min_peers_verdict`` to call a
+difference); short of that the verdict says so (``thin``, ``no comparison``,
+``weak``). The focus's rank among the peers comes with an interval from the same
+posterior draws. Coverage and false-positive rate are checked by simulation at
+the parameters in use and written beside the figures (``calibration``).
+
+Theme shares and distinctive themes are the themes stage's own figures, read
+from ``themes.json``, not recomputed.
 
 Grades: the official ones read from each report beside ones predicted from
 the five inspection questions only (see :mod:`pipeline.grade_predictor`),
@@ -27,15 +32,17 @@ from __future__ import annotations
 
 import csv
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.compare import grade_predictor as gp
+from pipeline.compare import intervals as iv
 from pipeline.core.errors import InputError
 from pipeline.core.io import read_json, read_jsonl, write_json
+from pipeline.core.params import resolve
 from pipeline.themes import stage as themes_mod
 
 QI_TITLES: dict[str, str] = {
@@ -70,10 +77,13 @@ SENTIMENTS = ("positive", "negative", "mixed", "neutral")
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
-    "n_boot": 2000,
+    "n_draws": 2000,  # posterior draws per cell
     "ci": 0.95,
+    "prior": 0.5,  # Dirichlet pseudo-sentences per class (positive, negative, other): Jeffreys
     "min_segments": 5,  # fewer segments in a cell: the evidence is called thin
-    "min_peers": 2,  # fewer peers with enough segments: no verdict against peers
+    "min_peers": 2,  # fewer peers with enough segments: no comparison at all
+    "min_peers_verdict": 5,  # fewer: the comparison is weak, no more/less positive verdict
+    "calibration_trials": 300,  # simulated corpora per peer count in the false-positive check
     "n_peers": 3,  # nearest peers listed
     "profile_shrink": 3.0,  # pseudo-segments pulling a thin QI toward the corpus mean
     "grade_shrink": 3.0,  # same, toward the report's own net, for the grade features
@@ -84,13 +94,6 @@ DEFAULTS: dict[str, Any] = {
     "grade_qis": dict(gp.DEFAULT_GRADE_QIS),
     "n_evidence": 3,  # evidence sentences per side per QI in the report
 }
-
-
-def _merged(params: dict[str, Any] | None) -> dict[str, Any]:
-    unknown = set(params or {}) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown compare params: {', '.join(sorted(unknown))}")
-    return {**DEFAULTS, **(params or {})}
 
 
 def qi_sort_key(code: str) -> tuple:
@@ -143,31 +146,22 @@ def cell_counts(segments: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-def bootstrap_net(counts: dict[str, int], n_boot: int, seed: tuple[int, ...]) -> np.ndarray:
-    """Bootstrap replicates of the net score of one cell (resampling its segments)."""
-    n = sum(counts.values())
-    if n == 0:
-        return np.full(n_boot, np.nan)
-    probs = np.array([counts["positive"], counts["negative"],
-                      counts["mixed"] + counts["neutral"]], dtype=float) / n
-    draws = np.random.default_rng(list(seed)).multinomial(n, probs, size=n_boot)
-    return (draws[:, 0] - draws[:, 1]) / n
+def _counts3(c: dict[str, int]) -> np.ndarray:
+    """(positive, negative, other) of a cell: mixed and neutral both count 0 in the net."""
+    return np.array([c["positive"], c["negative"], c["mixed"] + c["neutral"]])
 
 
-def _interval(reps: np.ndarray, ci: float) -> tuple[float | None, float | None]:
-    reps = reps[np.isfinite(reps)]
-    if reps.size == 0:
-        return None, None
-    tail = (1 - ci) / 2 * 100
-    lo, hi = np.percentile(reps, [tail, 100 - tail])
-    return _r(lo), _r(hi)
+def _cell_rng(p: dict[str, Any], *keys: str) -> np.random.Generator:
+    # Seeded per cell, so adding a report never changes another cell's draws.
+    return np.random.default_rng([p["seed"], *(zlib.crc32(k.encode()) for k in keys)])
 
 
 def qi_scores(
     counts: dict[str, dict[str, dict[str, int]]], qis: list[str], p: dict[str, Any]
 ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], np.ndarray]]:
+    """Per partnership and QI: shares, net, its posterior interval; and the posterior draws."""
     scores: dict[str, dict[str, Any]] = {}
-    reps: dict[tuple[str, str], np.ndarray] = {}
+    draws: dict[tuple[str, str], np.ndarray] = {}
     for name in sorted(counts):
         scores[name] = {}
         for qi in qis:
@@ -175,86 +169,117 @@ def qi_scores(
             if not c or sum(c.values()) == 0:
                 continue
             n = sum(c.values())
-            # Seeded per cell, so adding a report never changes another cell's interval.
-            boot = bootstrap_net(c, p["n_boot"],
-                                 (p["seed"], zlib.crc32(name.encode()), zlib.crc32(qi.encode())))
-            reps[(name, qi)] = boot
-            lo, hi = _interval(boot, p["ci"])
+            c3 = _counts3(c)
+            cell_draws = iv.net_draws(c3, p["prior"], p["n_draws"], _cell_rng(p, name, qi))
+            draws[(name, qi)] = cell_draws
+            lo, hi = iv.net_interval(c3, cell_draws, p["ci"])
             scores[name][qi] = {
                 "n": n,
                 **{s: _r(c[s] / n) for s in SENTIMENTS},
                 "net": _r((c["positive"] - c["negative"]) / n),
-                "lo": lo,
-                "hi": hi,
+                "lo": _r(float(lo)),
+                "hi": _r(float(hi)),
                 "thin": n < p["min_segments"],
             }
-    return scores, reps
+    return scores, draws
+
+
+def _quantiles(x: np.ndarray, ci: float) -> tuple[float, float]:
+    tail = (1 - ci) / 2
+    lo, hi = np.quantile(x, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def _rank_range(ranks: np.ndarray, ci: float) -> tuple[int, int]:
+    """Ranks the focus takes in the central ``ci`` of draws (whole ranks)."""
+    tail = (1 - ci) / 2
+    lo, hi = np.quantile(ranks, [tail, 1 - tail], method="inverted_cdf")
+    return int(lo), int(hi)
+
+
+def _rank_words(row: dict[str, Any]) -> str:
+    if row["rank_lo"] == row["rank_hi"]:
+        return f"rank {row['rank_lo']} of {row['rank_of']}"
+    return f"rank {row['rank_lo']}-{row['rank_hi']} of {row['rank_of']}"
 
 
 def compare_focus(
-    focus: str, scores: dict[str, dict[str, Any]], reps: dict[tuple[str, str], np.ndarray],
+    focus: str, scores: dict[str, dict[str, Any]], draws: dict[tuple[str, str], np.ndarray],
     qis: list[str], p: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Per QI: focus against the median of peers with enough segments, in numbers and words."""
+    """Per QI: the focus placed among peers with enough segments, in numbers and words."""
     rows = []
     pct = round(p["ci"] * 100)
     for qi in qis:
         mine = scores.get(focus, {}).get(qi)
         peers = [name for name in sorted(scores) if name != focus
                  and qi in scores[name] and scores[name][qi]["n"] >= p["min_segments"]]
+        k = len(peers)
         row: dict[str, Any] = {
             "qi": qi, "title": QI_TITLES.get(qi, qi), "focus": mine,
-            "n_peers": len(peers),
+            "n_peers": k,
             "peer_median": _r(float(np.median([scores[n][qi]["net"] for n in peers])))
             if peers else None,
-            "diff": None, "diff_lo": None, "diff_hi": None, "rank": None, "rank_of": None,
+            "diff": None, "diff_lo": None, "diff_hi": None, "typical_lo": None,
+            "typical_hi": None, "rank": None, "rank_lo": None, "rank_hi": None,
+            "rank_of": None, "thin": True, "weak": k < p["min_peers_verdict"],
         }
         if mine is None:
-            row.update(verdict="no data", thin=True,
+            row.update(verdict="no data",
                        note=f"No sentence of {focus}'s report speaks mainly to this indicator.")
             rows.append(row)
             continue
-        ranked = [focus, *peers]
-        nets = {name: scores[name][qi]["net"] for name in ranked}
-        row["rank"] = 1 + sum(nets[name] > nets[focus] for name in peers)
-        row["rank_of"] = len(ranked)
-        thin_focus = mine["n"] < p["min_segments"]
-        if len(peers) < p["min_peers"]:
-            have = "No peer has" if not peers else f"Only {len(peers)} peer(s) have"
-            row.update(verdict="no comparison", thin=True, rank=None, rank_of=None, note=(
+        row["thin"] = mine["n"] < p["min_segments"]
+        gated = iv.gate(mine["n"], k, p)
+        if gated == "no comparison":
+            have = "No peer has" if not peers else f"Only {k} peer(s) have"
+            row.update(verdict=gated, weak=True, note=(
                 f"{have} {p['min_segments']} or more sentences on this indicator: too few "
                 "to compare against."))
             rows.append(row)
             continue
-        peer_reps = np.stack([reps[(name, qi)] for name in peers])
-        diff_reps = reps[(focus, qi)] - np.median(peer_reps, axis=0)
-        diff = mine["net"] - row["peer_median"]
-        lo, hi = _interval(diff_reps, p["ci"])
-        row.update(diff=_r(diff), diff_lo=lo, diff_hi=hi, thin=thin_focus)
-        span = f"{pct}% interval {lo:+.2f} to {hi:+.2f}"
-        if thin_focus:
-            # A bootstrap over one or two sentences says nothing: no verdict, only words.
-            row["verdict"] = "thin"
-            note = (f"Too little evidence to compare: only {mine['n']} sentence(s), fewer than "
-                    f"{p['min_segments']} (net {mine['net']:+.2f} against a peer median of "
-                    f"{row['peer_median']:+.2f}); read this as indicative only.")
-        elif lo is not None and lo > 0:
-            row["verdict"] = "above"
-            note = (f"More positive than the peer median (net {mine['net']:+.2f} against "
-                    f"{row['peer_median']:+.2f}); the difference ({span}) is larger than the "
-                    "uncertainty.")
-        elif hi is not None and hi < 0:
-            row["verdict"] = "below"
-            note = (f"Less positive than the peer median (net {mine['net']:+.2f} against "
-                    f"{row['peer_median']:+.2f}); the difference ({span}) is larger than the "
-                    "uncertainty.")
-        else:
-            row["verdict"] = "similar"
-            note = (f"Net {mine['net']:+.2f} against a peer median of {row['peer_median']:+.2f}; "
-                    f"the difference ({span}) is within the uncertainty.")
-        row["note"] = note
+        mine_draws = draws[(focus, qi)]
+        peer_draws = np.stack([draws[(name, qi)] for name in peers])
+        typical = iv.typical_peer_draws(peer_draws, _cell_rng(p, focus, qi, "typical peer"))
+        lo, hi = _quantiles(mine_draws - typical, p["ci"])
+        t_lo, t_hi = _quantiles(typical, p["ci"])
+        r_lo, r_hi = _rank_range(iv.rank_draws(mine_draws, peer_draws), p["ci"])
+        nets = {name: scores[name][qi]["net"] for name in peers}
+        row.update(
+            diff=_r(mine["net"] - row["peer_median"]), diff_lo=_r(lo), diff_hi=_r(hi),
+            typical_lo=_r(t_lo), typical_hi=_r(t_hi),
+            rank=1 + sum(v > mine["net"] for v in nets.values()),
+            rank_lo=r_lo, rank_hi=r_hi, rank_of=k + 1,
+        )
+        row["verdict"] = gated or str(iv.verdict(np.array(lo), np.array(hi)))
+        row["note"] = _note(row, mine, p, pct)
         rows.append(row)
     return rows
+
+
+def _note(row: dict[str, Any], mine: dict[str, Any], p: dict[str, Any], pct: int) -> str:
+    """The verdict in words, with the figures behind it."""
+    net, median, k = mine["net"], row["peer_median"], row["n_peers"]
+    place = (f"net {net:+.2f} ({mine['n']} sentences, {pct}% interval {mine['lo']:+.2f} to "
+             f"{mine['hi']:+.2f}) against a peer median of {median:+.2f} over {k} peers; "
+             f"{_rank_words(row)}")
+    typical = (f"a typical peer would score {row['typical_lo']:+.2f} to {row['typical_hi']:+.2f}, "
+               f"and the difference from one is {row['diff_lo']:+.2f} to {row['diff_hi']:+.2f}")
+    verdict = row["verdict"]
+    if verdict == "thin":
+        return (f"Too little evidence to compare: only {mine['n']} sentence(s), fewer than "
+                f"{p['min_segments']}; {place}. Read this as indicative only.")
+    if verdict == "weak":
+        return (f"Weak comparison: only {k} peers have {p['min_segments']} or more sentences on "
+                f"this indicator ({p['min_peers_verdict']} needed to call a difference); "
+                f"{place}.")
+    if verdict == "above":
+        return (f"More positive than its peers: {place}; {typical}, above zero even allowing "
+                "for the spread among peers and the sentences behind each score.")
+    if verdict == "below":
+        return (f"Less positive than its peers: {place}; {typical}, below zero even allowing "
+                "for the spread among peers and the sentences behind each score.")
+    return (f"Within the range of its peers: {place}; {typical}, which includes zero.")
 
 
 # --- nearest peers --------------------------------------------------------------------
@@ -481,13 +506,12 @@ def build_benchmark(
     segments: list[dict],
     reports: list[dict],
     themes: dict[str, Any],
-    segment_themes: list[dict],
     reference_rows: list[dict],
     focus: str,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the comparison report shows, as one JSON-ready dict."""
-    p = _merged(params)
+    p = resolve("compare", DEFAULTS, params)
     names = sorted({s["partnership"] for s in segments})
     focus_name = resolve_focus(focus, names)
     fictional: dict[str, bool] = {}
@@ -502,27 +526,23 @@ def build_benchmark(
 
     counts = cell_counts(segments)
     qis = sorted({qi for c in counts.values() for qi in c}, key=qi_sort_key)
-    scores, reps = qi_scores(counts, qis, p)
-    comparison = compare_focus(focus_name, scores, reps, qis, p)
+    scores, draws = qi_scores(counts, qis, p)
+    comparison = compare_focus(focus_name, scores, draws, qis, p)
     peers = nearest_peers(focus_name, qi_profiles(counts, qis, p["profile_shrink"]),
                           p["n_peers"])
     for row in peers:
         row["fictional"] = fictional.get(row["partnership"], False)
 
-    theme_of = {row["segment_id"]: int(row["theme"]) for row in segment_themes
-                if row.get("theme") is not None}
-    assignment = [theme_of.get(s.get("segment_id"), themes_mod.OUTLIER) for s in segments]
-    shares = themes_mod.theme_shares(segments, assignment)
+    # The themes stage's own figures (same segments, same assignment): read, not recomputed.
+    shares = themes.get("partnerships", {})
     n_themes = len(themes.get("themes", []))
     labels = {t["id"]: t["label"] for t in themes.get("themes", [])}
-    by_theme = themes_mod.distinctive_themes(
-        np.array(assignment), np.array([s["partnership"] for s in segments], dtype=object),
-        focus_name, n_themes, themes.get("params", {}).get("theme_prior",
-                                                           themes_mod.DEFAULTS["theme_prior"]),
-    ) if n_themes else []
-    min_z = themes.get("params", {}).get("min_z", themes_mod.DEFAULTS["min_z"])
-    for row in by_theme:
-        row["label"] = labels.get(row["theme"], str(row["theme"]))
+    mine_themes = themes.get("distinctive", {}).get(focus_name, {})
+    distinctive = [{**row, "label": labels.get(row["theme"], str(row["theme"]))}
+                   for row in mine_themes.get("themes", [])]
+    under = [{**row, "label": labels.get(row["theme"], str(row["theme"]))}
+             for row in mine_themes.get("themes_under", [])]
+    n_segments = Counter(s["partnership"] for s in segments)
 
     predicted, evaluation = grade_section(segments, reports, focus_name, p)
     seg_reports = {s.get("report_id") for s in segments}
@@ -543,16 +563,18 @@ def build_benchmark(
             "predicted_grades": predicted.get(r["report_id"], {}),
             "qi_scores": scores.get(name, {}),
             "theme_shares": shares.get(name, {}).get("themes", {}),
-            "n_segments": shares.get(name, {}).get("n", 0),
+            "n_segments": n_segments.get(name, 0),
         })
 
     focus_reports = [r for r in reports if r["partnership"] == focus_name]
     focus_programme = next((r.get("programme") for r in focus_reports if r.get("programme")),
                            None)
     focus_grades = official_grades(focus_reports[0]) if focus_reports else {}
-    usable = [c for c in comparison if c["diff"] is not None and not c["thin"]]
-    strongest = sorted(usable, key=lambda c: (-c["diff"], qi_sort_key(c["qi"])))
-    weakest = sorted(usable, key=lambda c: (c["diff"], qi_sort_key(c["qi"])))
+    # Only differences that pass the rule are named as strongest or weakest.
+    strongest = sorted((c for c in comparison if c["verdict"] == "above"),
+                       key=lambda c: (-c["diff"], qi_sort_key(c["qi"])))
+    weakest = sorted((c for c in comparison if c["verdict"] == "below"),
+                     key=lambda c: (c["diff"], qi_sort_key(c["qi"])))
     return {
         "focus": {
             "partnership": focus_name,
@@ -561,12 +583,11 @@ def build_benchmark(
             "report_ids": report_ids.get(focus_name, []),
             "programme": focus_programme,
             "comparison": comparison,
-            "strongest": [c["qi"] for c in strongest if c["diff"] > 0][:3],
-            "weakest": [c["qi"] for c in weakest if c["diff"] < 0][:3],
-            "distinctive_themes": [r for r in by_theme if r["z"] >= min_z],
-            "underrepresented_themes": [r for r in reversed(by_theme) if r["z"] <= -min_z],
-            "distinctive_phrases": themes.get("distinctive", {}).get(focus_name, {}).get(
-                "phrases", []),
+            "strongest": [c["qi"] for c in strongest][:3],
+            "weakest": [c["qi"] for c in weakest][:3],
+            "distinctive_themes": distinctive,
+            "underrepresented_themes": under,
+            "distinctive_phrases": mine_themes.get("phrases", []),
         },
         "partnerships": {
             name: {"fictional": fictional.get(name, False),
@@ -581,7 +602,9 @@ def build_benchmark(
         "graded_titles": {k: GRADED_TITLES.get(k, k) for k in p["grade_qis"]},
         "reference": reference_section(reference_rows, focus_name, focus_programme,
                                        focus_grades),
-        "themes": {"n_themes": n_themes, "outlier_share": themes.get("outlier_share")},
+        "themes": {"n_themes": n_themes, "outlier_share": themes.get("outlier_share"),
+                   "min_z": themes.get("params", {}).get("min_z",
+                                                         themes_mod.DEFAULTS["min_z"])},
         "params": p,
     }
 
@@ -607,7 +630,6 @@ def run(
     segments_path: str | Path,
     reports_path: str | Path,
     themes_path: str | Path,
-    segment_themes_path: str | Path,
     reference_path: str | Path | None,
     out_dir: str | Path,
     focus: str,
@@ -625,13 +647,14 @@ def run(
         if not s.get("partnership"):
             raise InputError(segments_path, f"row {lineno} lacks partnership")
     themes = read_json(themes_path)
-    segment_themes = read_jsonl(segment_themes_path)
     reference = read_reference(reference_path) if reference_path else []
+    p = resolve("compare", DEFAULTS, params)
     try:
-        result = build_benchmark(segments, reports, themes, segment_themes, reference, focus,
-                                 params)
+        result = build_benchmark(segments, reports, themes, reference, focus, p)
     except InputError as err:
         raise InputError(segments_path, err.reason) from None
+    # Measured at the parameters in use, so the report's method section states what holds.
+    result["calibration"] = iv.calibration(p)
     write_json(Path(out_dir) / "benchmark.json", result)
     if metrics_path:
         loro = result["grade_predictor"].get("loro") or {}

@@ -29,7 +29,6 @@ def run(
         segments_path,
         reports_path,
         Path(themes_dir) / "themes.json",
-        Path(themes_dir) / "segment_themes.jsonl",
         reference,
         out_dir,
         focus,
