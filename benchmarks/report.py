@@ -73,12 +73,11 @@ def main() -> None:
     t0 = time.perf_counter()
     th = themes.build_themes(segments, vectors, None)
     t_themes = time.perf_counter() - t0
-    seg_themes = [{"segment_id": s["segment_id"], "theme": t}
-                  for s, t in zip(segments, th.pop("assignment"), strict=True)]
+    th.pop("assignment")
     reference = benchmark.read_reference(ROOT / "data" / "reference" /
                                          "official_evaluations.csv")
     t0 = time.perf_counter()
-    bench = benchmark.build_benchmark(segments, reports, th, seg_themes, reference, args.focus,
+    bench = benchmark.build_benchmark(segments, reports, th, reference, args.focus,
                                       None)
     t_bench = time.perf_counter() - t0
     # The predictor over all six reports, as it runs when the focus (Midlothian) is not one.

@@ -35,9 +35,10 @@ KIND_LABEL = {"key_message": "key message", "strength": "summary strength",
               "priority": "priority area", "body": "", "conclusion": "conclusion",
               "rationale": "evaluation rationale", "context": "context"}
 VERDICT_WORDS = {
-    "above": "clearly more positive than peers",
-    "below": "clearly less positive than peers",
-    "similar": "similar to peers",
+    "above": "more positive than peers",
+    "below": "less positive than peers",
+    "similar": "within the range of peers",
+    "weak": "weak comparison (too few peers to call a difference)",
     "no comparison": "too few peers to compare",
     "thin": "too little evidence to compare",
     "no data": "no evidence in the report",
@@ -59,6 +60,24 @@ def _signed(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0%}"
+
+
+def rank_words(c: dict[str, Any]) -> str | None:
+    """'rank 1-3 of 7' (the ranks the focus takes in 95% of draws), or None."""
+    if not c.get("rank_of") or c.get("rank_lo") is None:
+        return None
+    lo, hi = c["rank_lo"], c["rank_hi"]
+    return f"rank {lo} of {c['rank_of']}" if lo == hi else f"rank {lo}-{hi} of {c['rank_of']}"
+
+
+def _flags(c: dict[str, Any]) -> list[str]:
+    """What the numbers cannot bear, in words, for the summary and the tables."""
+    out = []
+    if c.get("thin") and c.get("verdict") not in ("no data", "thin"):
+        out.append("thin evidence")
+    if c.get("weak") and c.get("verdict") not in ("no data", "no comparison", "weak"):
+        out.append("weak comparison")
+    return out
 
 
 # --- context ----------------------------------------------------------------------------
@@ -153,9 +172,16 @@ def build_context(benchmark: dict[str, Any], themes: dict[str, Any],
             "verdict": c.get("verdict", "no data"),
             "verdict_words": VERDICT_WORDS.get(c.get("verdict", "no data"), ""),
             "thin": c.get("thin", True),
+            "weak": c.get("weak", True),
+            "flags": _flags(c),
             "note": c.get("note", ""),
             "rank": c.get("rank"),
             "rank_of": c.get("rank_of"),
+            "rank_words": rank_words(c),
+            "n_peers": c.get("n_peers", 0),
+            "diff": c.get("diff"),
+            "diff_lo": c.get("diff_lo"),
+            "diff_hi": c.get("diff_hi"),
             "focus": mine,
             "peer_median": c.get("peer_median"),
             "rows": rows,
@@ -191,7 +217,11 @@ def build_context(benchmark: dict[str, Any], themes: dict[str, Any],
         "peers": [{**p, "label": names(p["partnership"])} for p in benchmark["peers"]],
         "reference": benchmark["reference"],
         "thin_qis": [s for s in qi_sections if s["thin"] and s["verdict"] != "no data"],
+        "weak_qis": [s for s in qi_sections if s["verdict"] == "weak"
+                     or "weak comparison" in s["flags"]],
         "missing_qis": [s for s in qi_sections if s["verdict"] == "no data"],
+        "calibration": benchmark.get("calibration"),
+        "themes_min_z": benchmark.get("themes", {}).get("min_z", 1.96),
     }
     ctx["summary"] = summary_sentences(ctx, benchmark)
     return ctx
@@ -273,27 +303,42 @@ def summary_sentences(ctx: dict[str, Any], benchmark: dict[str, Any]) -> dict[st
 
     def item(qi: str) -> str:
         s = by_qi[qi]
-        how = ("a clear difference" if s["verdict"] in ("above", "below")
-               else "a difference within the uncertainty")
-        return (f"{qi} {s['title']}: net {_signed(s['focus'].get('net'))} against a peer "
-                f"median of {_signed(s['peer_median'])}, {how}.")
+        return (f"{qi} {s['title']}: net {_signed(s['focus'].get('net'))} "
+                f"({s['focus'].get('n')} sentences) against a peer median of "
+                f"{_signed(s['peer_median'])}; {s['rank_words']}; the difference from a typical "
+                f"peer is {_signed(s['diff_lo'])} to {_signed(s['diff_hi'])}.")
 
     strongest = [item(q) for q in benchmark["focus"].get("strongest", [])]
     weakest = [item(q) for q in benchmark["focus"].get("weakest", [])]
     more = []
     clear = [s for s in ctx["qi_sections"] if s["verdict"] in ("above", "below")]
+    ruled = [s for s in ctx["qi_sections"] if s["verdict"] in ("above", "below", "similar")]
+    p = ctx["params"]
+    rule = (f"a difference is called only when it holds against both the sentences behind "
+            f"each score and the spread among the peers, with at least "
+            f"{p['min_segments']} sentences and {p['min_peers_verdict']} peers")
     if not clear:
-        more.append("On no indicator does the difference from the peers exceed the uncertainty.")
+        more.append(f"On none of the {len(ruled)} indicators with enough evidence to compare "
+                    f"does the report on {focus} stand apart from its peers ({rule}).")
     else:
         above = sum(s["verdict"] == "above" for s in clear)
-        more.append(f"On {len(clear)} of {len(ctx['qi_sections'])} indicators the difference "
-                    f"from the peers is larger than the uncertainty ({above} more positive, "
-                    f"{len(clear) - above} less positive).")
-    if ctx["thin_qis"] or ctx["missing_qis"]:
+        more.append(f"On {len(clear)} of the {len(ruled)} indicators with enough evidence to "
+                    f"compare the report on {focus} stands apart from its peers ({above} more "
+                    f"positive, {len(clear) - above} less positive; {rule}).")
+    if ctx["weak_qis"]:
         more.append(
-            f"The evidence is thin (fewer than {ctx['params']['min_segments']} sentences) on "
-            f"{len(ctx['thin_qis'])} indicator(s) and absent on {len(ctx['missing_qis'])}; "
-            "these are marked and should be read as indicative only.")
+            f"Weak comparisons (fewer than {p['min_peers_verdict']} peers with "
+            f"{p['min_segments']} or more sentences, so no difference is called): "
+            + "; ".join(f"{s['qi']} {s['title']}" + (f" ({s['rank_words']})"
+                                                     if s["rank_words"] else "")
+                        for s in ctx["weak_qis"]) + ".")
+    if ctx["thin_qis"] or ctx["missing_qis"]:
+        thin = "; ".join(f"{s['qi']} {s['title']} ({s['focus'].get('n')} sentence"
+                         f"{'s' if s['focus'].get('n') != 1 else ''})" for s in ctx["thin_qis"])
+        more.append(
+            f"Thin evidence (fewer than {p['min_segments']} sentences in the report on "
+            f"{focus}): {thin or 'none'}; no evidence at all on {len(ctx['missing_qis'])} "
+            "indicator(s). These are marked and should be read as indicative only.")
     focus_row = next((r for r in ctx["grades"]["rows"] if r["focus"]), None)
     if focus_row:
         official = [f"{ctx['grades']['titles'].get(c['code'], c['code'])}: {c['official']}"
