@@ -9,7 +9,7 @@ prior (``prior`` = 1/2 pseudo-sentence per class); the net's interval is the
 equal-tailed interval of posterior draws. The plain percentile bootstrap this
 replaces resamples only what was seen, so five positive sentences out of five
 gave +1.00 to +1.00; the posterior keeps the chance that the next sentence is
-not positive (5/5 now reads about +0.5 to +1.00, 300/300 about +0.99 to
+not positive (5/5 now reads about +0.2 to +1.00, 300/300 about +0.99 to
 +1.00). A continuous posterior puts no mass on exactly +1, so for a unanimous
 cell the bound on the observed side is the boundary itself (the "modified
 Jeffreys" rule of Brown, Cai & DasGupta 2001, as Clopper-Pearson does):
