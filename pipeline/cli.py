@@ -36,6 +36,20 @@ ParamsOpt = Annotated[
 KeepGoing = Annotated[
     bool, typer.Option("--keep-going", help="Skip bad inputs, list them in errors.json, carry on.")
 ]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Dask scheduler (tcp://HOST:8786) to send per-report tasks "
+                                     "to (default: engine.scheduler; '' = local processes)."),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache", help="Folder of per-report results kept between runs (a report "
+                                 "seen before with the same code and parameters is reused)."),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="auto, cpu or cuda (default: embed.device)."),
+]
 
 
 def _fail_cleanly(func: F) -> F:
@@ -106,19 +120,31 @@ def _section(name: str, defaults: dict[str, Any], params: Path | None) -> dict[s
     return section(name, defaults, params)
 
 
+def _scheduler(given: str | None, params: Path | None) -> str:
+    """``--scheduler`` when given, else ``engine.scheduler`` from params.yaml."""
+    from pipeline.core import engine
+
+    if given is not None:
+        return given
+    return str(_section("engine", engine.DEFAULTS, params)["scheduler"])
+
+
 @app.command()
 @_fail_cleanly
 def extract(
     inputs: Annotated[list[Path], typer.Argument(help="PDF files or folders of PDFs.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for <report_id>.json files.")],
     keep_going: KeepGoing = False,
+    cache: CacheOpt = None,
+    scheduler: SchedulerOpt = None,
     params: ParamsOpt = None,
 ) -> None:
-    """Extract page text from report PDFs (reading order, no headers/footers)."""
+    """Extract page text from report PDFs (reading order, no headers/footers), in parallel."""
     from pipeline.extract import stage
 
     errors = stage.extract_path(
-        inputs, out, keep_going, _section("extract", stage.DEFAULTS, params)
+        inputs, out, keep_going, _section("extract", stage.DEFAULTS, params), cache,
+        _scheduler(scheduler, params),
     )
     _report_errors(errors)
 
@@ -135,13 +161,16 @@ def segment(
         typer.Option("--manifest", help="Optional manifest.csv (report_id, fictional)."),
     ] = None,
     keep_going: KeepGoing = False,
+    cache: CacheOpt = None,
+    scheduler: SchedulerOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """Recover each report's structure and grades; one segment per sentence."""
     from pipeline.segment import stage
 
     rows = stage.read_manifest(manifest) if manifest else {}
-    errors = stage.run(inputs, out, _section("segment", stage.DEFAULTS, params), keep_going, rows)
+    errors = stage.run(inputs, out, _section("segment", stage.DEFAULTS, params), keep_going, rows,
+                       cache, _scheduler(scheduler, params))
     _report_errors(errors)
 
 
@@ -150,13 +179,17 @@ def segment(
 def embed(
     segments: Annotated[Path, typer.Argument(help="segments.jsonl")],
     out: Annotated[Path, typer.Option("--out", help="Embedding cache (.npz), updated in place.")],
+    scheduler: SchedulerOpt = None,
+    device: DeviceOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """Sentence embeddings of every segment, cached by text hash."""
     from pipeline.embed import stage
 
     settings = _section("embed", stage.DEFAULTS, params)
-    n = stage.run(segments, out, settings)
+    if device:
+        settings["device"] = device
+    n = stage.run(segments, out, settings, _scheduler(scheduler, params))
     log.info("embedded %d segments -> %s", n, out)
 
 
@@ -190,11 +223,18 @@ def classify(
         Path | None,
         typer.Option("--embeddings", help="Embedding cache from `embed`, reused when given."),
     ] = None,
+    cache: CacheOpt = None,
+    scheduler: SchedulerOpt = None,
+    device: DeviceOpt = None,
+    params: ParamsOpt = None,
 ) -> None:
     """Add QI and sentiment predictions (with scores) to every segment."""
     from pipeline.classify.stage import classify_file
+    from pipeline.embed import stage as embed_stage
 
-    n = classify_file(segments, model, out, embeddings)
+    chosen = device or _section("embed", embed_stage.DEFAULTS, params)["device"]
+    n = classify_file(segments, model, out, embeddings, cache, _scheduler(scheduler, params),
+                      chosen)
     log.info("classified %d segments -> %s", n, out)
 
 
@@ -392,6 +432,7 @@ def run(
         "data/reference/official_evaluations.csv"
     ),
     keep_going: KeepGoing = False,
+    scheduler: SchedulerOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """Run every stage on a folder of PDFs, outside DVC, into one output folder."""
@@ -407,6 +448,7 @@ def run(
         keep_going=keep_going,
         params_path=params,
         warn=_report_errors,
+        scheduler=scheduler,
     )
     log.info("comparison report -> %s", written)
 

@@ -22,16 +22,21 @@ STAGES: dict[str, str | None] = {
     "compare": "pipeline.compare.benchmark",
     "report": None,
 }
+# Sections of params.yaml that are not stages: where per-report tasks run (local
+# processes or a Dask cluster).
+SETTINGS: dict[str, str] = {"engine": "pipeline.core.engine"}
 
 
 def stage_defaults(stage: str) -> dict[str, Any]:
     """The defaults of one stage's parameters (``{}`` for a stage without any)."""
-    module = STAGES[stage]
+    module = STAGES[stage] if stage in STAGES else SETTINGS[stage]
     if module is None:
         return {}
     return dict(importlib.import_module(module).DEFAULTS)
 
 
 def all_defaults() -> dict[str, dict[str, Any]]:
-    """Every stage that takes parameters, with its defaults, in pipeline order."""
-    return {name: stage_defaults(name) for name, module in STAGES.items() if module}
+    """Every stage that takes parameters, with its defaults, in pipeline order, then the
+    settings sections (``engine``)."""
+    names = [name for name, module in STAGES.items() if module] + list(SETTINGS)
+    return {name: stage_defaults(name) for name in names}

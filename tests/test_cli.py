@@ -55,7 +55,8 @@ def test_extract_keep_going_lists_failures_and_keeps_the_rest(
     ("yaml_text", "message"),
     [
         ("segment:\n  grade_windw: 3\n", "unknown parameter segment.grade_windw "
-         "(known: front_matter_blocks, grade_window, keep_context)"),
+         "(known: front_matter_blocks, grade_window, keep_context, max_memory_mb, "
+         "timeout_s, workers)"),
         ("segment:\n  grade_window: two\n", "segment.grade_window must be int, got 'two'"),
         ("segment: [1, 2\n", "not valid YAML"),
     ],
@@ -116,3 +117,47 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"version": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_run_says_what_to_pass_before_any_work(tmp_path: Path) -> None:
+    pdfs = tmp_path / "pdfs"
+    pdfs.mkdir()
+    shutil.copy(REPO / "data" / "sample" / "f01.pdf", pdfs / "f01.pdf")
+    result = runner.invoke(app, ["run", str(pdfs), "--out", str(tmp_path / "out"),
+                                 "--focus", "Glenarden", "--model", str(tmp_path / "none"),
+                                 "--labels", str(tmp_path / "no-labels")])
+    assert result.exit_code == 1
+    lines = _error_lines(result)
+    assert len(lines) == 1 and "pass --model DIR" in lines[0] and "--labels DIR" in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing was read
+
+
+def test_classify_reuses_each_unchanged_report(tmp_path: Path, monkeypatch) -> None:
+    """Only reports whose segments (or model) changed are classified again."""
+    from pipeline.classify import stage
+
+    seen: list[list[str]] = []
+
+    def fake_classify(segments, models, encoder=None):
+        seen.append(sorted({row["report_id"] for row in segments}))
+        return [{**row, "qi": ["1.1"]} for row in segments]
+
+    class Fake:
+        encoder = "minilm"
+
+    monkeypatch.setattr(stage, "classify", fake_classify)
+    monkeypatch.setattr(stage, "loaded_models", lambda model_dir: (Fake(), "model-1"))
+    rows = [{"segment_id": f"{r}:{i}", "report_id": r, "text": f"Sentence {i} of {r}."}
+            for r in ("a", "b") for i in range(3)]
+    segments, out, cache = tmp_path / "s.jsonl", tmp_path / "c.jsonl", tmp_path / "cache"
+    segments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stage.classify_file(segments, tmp_path, out, cache_dir=cache, device="cpu")
+    first = out.read_bytes()
+    rows += [{"segment_id": "c:0", "report_id": "c", "text": "A new report."}]
+    segments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stage.classify_file(segments, tmp_path, out, cache_dir=cache, device="cpu")
+    assert seen == [["a", "b"], ["c"]]
+    assert out.read_bytes().startswith(first)
+    segments.write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))  # report a removed
+    stage.classify_file(segments, tmp_path, out, cache_dir=cache, device="cpu")
+    assert seen[-1] == ["c"] and len(list(cache.glob("*.json"))) == 2

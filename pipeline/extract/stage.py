@@ -23,12 +23,15 @@ the PDFs); see ``benchmarks/extraction.py``.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.cache import DuplicateReport, ReportCache, code_key, error_rows, key_of
+from pipeline.core.engine import Limits, log_notes, preload, run_tasks
 from pipeline.core.errors import InputError
 from pipeline.core.io import sha256_file, write_json
-from pipeline.core.log import progress
+from pipeline.core.log import get_logger, progress
 from pipeline.core.params import resolve
 from pipeline.extract.clean import glyph_counts
 from pipeline.extract.furniture import remove_furniture
@@ -74,9 +77,21 @@ DEFAULTS: dict[str, Any] = {
     # more than this fraction of undecodable glyphs is an unusable text layer.
     "max_image_only_fraction": 0.5,
     "max_undecoded_fraction": 0.2,
+    # Isolation: each PDF is read in a process of its own, `workers` at a time
+    # (0 = one per core), stopped after timeout_s seconds or when it needs more than
+    # max_memory_mb of address space; a PDF of more than max_pages pages is refused
+    # before it is read (the longest joint inspection reports have about 80).
+    "workers": 0,
+    "timeout_s": 120.0,
+    "max_memory_mb": 2048,
+    "max_pages": 300,
 }
 
+# Settings that decide how the work is run, not what it gives: not part of cache keys.
+RUN_SETTINGS = ("workers", "timeout_s", "max_memory_mb")
+
 _MIN_PAGE_CHARS = 20
+log = get_logger(__name__)
 
 
 def _params(params: dict[str, Any] | None) -> dict[str, Any]:
@@ -134,7 +149,8 @@ def extract_pdf(path: Path, params: dict[str, Any] | None = None) -> dict[str, A
     """Extract one PDF; raises :class:`InputError` naming the file when it cannot be used."""
     path = Path(path)
     p = _params(params)
-    pages = read_pdf(path, p["char_margin"], p["word_margin"], p["line_overlap"])
+    pages = read_pdf(path, p["char_margin"], p["word_margin"], p["line_overlap"],
+                     p["max_pages"])
     problem = text_layer_problem(pages, p)
     if problem:
         raise InputError(path, problem)
@@ -162,29 +178,112 @@ def pdf_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def _extract_task(path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What a worker runs: one PDF's pages (the caller adds report id and source)."""
+    doc = extract_pdf(Path(path), params)
+    return {"sha256": doc["sha256"], "pages": doc["pages"]}
+
+
+def _document(path: Path, body: dict[str, Any]) -> dict[str, Any]:
+    return {"report_id": path.stem, "source": str(path), **body}
+
+
+def cache_key(sha256: str, params: dict[str, Any]) -> str:
+    """What an extracted report depends on: the PDF's bytes, this stage's code, the
+    pdfminer release and the parameters that shape the text."""
+    shaping = {k: v for k, v in params.items() if k not in RUN_SETTINGS}
+    return key_of("extract", sha256, code_key(("extract",), ("pdfminer.six",)), shaping)
+
+
+def _claim(files: list[Path]) -> tuple[list[tuple[Path, str]], list[InputError]]:
+    """The files to extract with their hashes; a second file of the same stem or of the
+    same bytes is a failure (same output) or a duplicate (same report), and is skipped.
+
+    Of two copies, the one with the shorter name is analysed (``report.pdf`` rather
+    than ``report (1).pdf``), then the first in order; the other is listed.
+    """
+    todo: list[tuple[Path, str]] = []
+    errors: list[InputError] = []
+    stems: dict[str, Path] = {}
+    hashes: dict[str, Path] = {}
+    for path in sorted(files, key=lambda p: (len(p.name), str(p))):
+        if path.stem in stems:
+            errors.append(InputError(
+                path, f"report id {path.stem!r} already used by {stems[path.stem]}"))
+            continue
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            digest = ""  # unreadable: the worker names the reason
+        if digest and digest in hashes:
+            first = hashes[digest]
+            errors.append(DuplicateReport(
+                path, f"duplicate of {first.name} (same file content): not analysed twice",
+                first.stem))
+            continue
+        stems[path.stem] = path
+        if digest:
+            hashes[digest] = path
+        todo.append((path, digest))
+    return todo, errors
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """Drop outputs of reports no longer in the input, so removing a PDF removes them."""
+    if out_dir.is_dir():
+        for old in out_dir.glob("*.json"):
+            if old.name != "errors.json" and old.stem not in keep:
+                old.unlink(missing_ok=True)
+
+
 def extract_path(paths: list[Path], out_dir: Path, keep_going: bool = False,
-                 params: dict[str, Any] | None = None) -> list[InputError]:
+                 params: dict[str, Any] | None = None, cache_dir: Path | None = None,
+                 scheduler: str = "") -> list[InputError]:
     """Extract each PDF (or folder of PDFs) to ``out_dir/<report_id>.json``, with a progress bar.
 
-    Every file is written atomically; ``out_dir/errors.json`` lists the failures
-    (``file``, ``reason``) and they are returned. Without ``keep_going`` the first
-    failure is raised instead (files already written stay). Two inputs with the same
-    file stem would write the same output, so the second is a failure too.
+    PDFs are read in parallel, each in a process of its own under the time and
+    memory limits (:mod:`pipeline.core.engine`; on a Dask cluster when
+    ``scheduler`` is given). With ``cache_dir``, a PDF whose bytes, code and
+    parameters were seen before is not read again. Every file is written
+    atomically; ``out_dir/errors.json`` lists the failures and duplicates
+    (``file``, ``reason``, ``stage``, ``duplicate_of``) and they are returned.
+    Without ``keep_going`` the first failure is raised instead (files already
+    written stay). Outputs of PDFs no longer given are removed.
     """
     out_dir = Path(out_dir)
+    p = _params(params)
     files = pdf_files(paths)
-    errors: list[InputError] = []
-    seen: dict[str, Path] = {}
-    for path in progress(files, f"extracting {len(files)} PDFs"):
-        try:
-            if path.stem in seen:
-                raise InputError(
-                    path, f"report id {path.stem!r} already used by {seen[path.stem]}")
-            seen[path.stem] = path
-            write_json(out_dir / f"{path.stem}.json", extract_pdf(path, params))
-        except InputError as err:
-            if not keep_going:
-                raise
-            errors.append(err)
-    write_json(out_dir / "errors.json", [{"file": e.path, "reason": e.reason} for e in errors])
+    todo, errors = _claim(files)
+    if errors and not keep_going:
+        raise errors[0]
+    cache = ReportCache(cache_dir)
+    keys = {path: cache_key(digest, p) for path, digest in todo if digest}
+    tasks: list[tuple[str, tuple]] = []
+    for path, _ in todo:
+        cached = cache.get(keys[path]) if path in keys else None
+        if cached is not None:
+            write_json(out_dir / f"{path.stem}.json", _document(path, cached))
+        else:
+            tasks.append((str(path), (str(path), p)))
+    limits = Limits(p["workers"], p["timeout_s"], p["max_memory_mb"], "extract")
+    preload("pipeline.extract.stage")
+    with closing(run_tasks(_extract_task, tasks, limits, scheduler)) as outcomes:
+        for outcome in progress(outcomes, f"extracting {len(tasks)} PDFs", total=len(tasks)):
+            log_notes(outcome, log)
+            path = Path(outcome.label)
+            if outcome.error is not None:
+                if not keep_going:
+                    raise outcome.error
+                errors.append(outcome.error)
+                continue
+            if path in keys:
+                cache.put(keys[path], outcome.value)
+            write_json(out_dir / f"{path.stem}.json", _document(path, outcome.value))
+    if tasks or cache.hits:
+        log.info("extract: %d PDFs read, %d from the cache", len(tasks), cache.hits)
+    failed = {Path(e.path).stem for e in errors if e.path}
+    _remove_stale(out_dir, {path.stem for path, _ in todo} - failed)
+    cache.prune()
+    errors.sort(key=lambda e: e.path or "")
+    write_json(out_dir / "errors.json", error_rows(errors, "extract"))
     return errors

@@ -10,14 +10,18 @@ What a generation's headings look like lives in ``pipeline/generations/*.yaml``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.cache import DuplicateReport, ReportCache, code_key, error_rows, key_of
+from pipeline.core.engine import Limits, log_notes, preload, run_tasks
 from pipeline.core.errors import InputError
 from pipeline.core.io import read_json, write_json, write_jsonl
-from pipeline.core.log import progress
+from pipeline.core.log import get_logger, progress
 from pipeline.core.params import resolve
 from pipeline.core.schema import Generation, Rule, load_generations
 from pipeline.core.sentences import split_sentences
@@ -31,7 +35,15 @@ DEFAULTS: dict[str, Any] = {
     "grade_window": 2,
     # Keep introduction / context / "what happens next" sentences as kind "context".
     "keep_context": True,
+    # Isolation and parallelism, as for extract: `workers` processes (0 = one per
+    # core), each report stopped after timeout_s seconds or max_memory_mb of memory.
+    "workers": 0,
+    "timeout_s": 60.0,
+    "max_memory_mb": 2048,
 }
+RUN_SETTINGS = ("workers", "timeout_s", "max_memory_mb")
+
+log = get_logger(__name__)
 
 MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -274,39 +286,134 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
         return {row["report_id"]: row for row in reader if row.get("report_id")}
 
 
+def _segment_task(path: str, params: dict[str, Any]) -> tuple[dict, list[dict]]:
+    """What a worker runs: one extracted JSON file to (report row, segment rows)."""
+    doc = read_json(path)
+    if not isinstance(doc, dict) or "pages" not in doc or "report_id" not in doc:
+        raise InputError(path, "not an extracted report (expected report_id and pages)")
+    return segment_report(doc, params)
+
+
+def cache_key(doc_bytes: bytes, params: dict[str, Any]) -> str:
+    """What a segmented report depends on: the extracted file, this stage's code
+    (generations included) and the parameters that shape the segments."""
+    shaping = {k: v for k, v in params.items() if k not in RUN_SETTINGS}
+    digest = hashlib.sha256(doc_bytes).hexdigest()
+    return key_of("segment", digest, code_key(("segment",)), shaping)
+
+
+def _carried_errors(inputs: list[Path]) -> list[dict[str, Any]]:
+    """The extract stage's ``errors.json`` rows of the input folders, so that one file
+    lists every PDF the corpus could not analyse, and why."""
+    rows: list[dict[str, Any]] = []
+    for folder in inputs:
+        found = folder / "errors.json" if folder.is_dir() else None
+        if found is not None and found.exists():
+            listed = read_json(found)
+            if isinstance(listed, list):
+                rows += [{"stage": "extract", **row} for row in listed if isinstance(row, dict)]
+    return rows
+
+
+def duplicates(reports: list[dict[str, Any]]) -> list[DuplicateReport]:
+    """Reports of a partnership and publication month already seen: two copies of one
+    report that differ in bytes (a re-save). The copy with the shorter report id is
+    kept (then the first in order), as in the extract stage. Reports without a
+    publication month are never called duplicates."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    found: list[DuplicateReport] = []
+    for report in sorted(reports, key=lambda r: (len(r["report_id"]), r["report_id"])):
+        if not report.get("published"):
+            continue
+        key = (str(report["partnership"]).casefold(), str(report["published"]))
+        if key in first:
+            kept = first[key]
+            found.append(DuplicateReport(
+                report.get("source") or report["report_id"],
+                f"duplicate of {kept['report_id']} (same partnership {report['partnership']} "
+                f"and publication month {report['published']}): not analysed twice",
+                kept["report_id"]))
+        else:
+            first[key] = report
+    return found
+
+
 def run(
     inputs: list[Path],
     out_dir: Path,
     params: dict[str, Any],
     keep_going: bool = False,
     manifest: dict[str, dict[str, str]] | None = None,
+    cache_dir: Path | None = None,
+    scheduler: str = "",
 ) -> list[InputError]:
-    """Segment every extracted JSON under ``inputs``; write segments.jsonl and reports.jsonl."""
+    """Segment every extracted JSON under ``inputs``; write segments.jsonl and reports.jsonl.
+
+    Reports are segmented in parallel (:mod:`pipeline.core.engine`), each under the
+    stage's limits; with ``cache_dir`` a report whose extracted text, code and
+    parameters were seen before is not segmented again. ``errors.json`` lists the
+    reports that could not be analysed (the extract stage's failures included) and
+    the duplicates, each with ``file``, ``reason`` and ``stage`` (``duplicate_of``
+    for a duplicate).
+    """
+    params = resolve("segment", DEFAULTS, params)
+    inputs = [Path(p) for p in inputs]
     files: list[Path] = []
     for path in inputs:
         files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
     files = [f for f in files if f.name != "errors.json"]
     if not files:
         raise InputError(", ".join(map(str, inputs)), "no extracted report JSON files found")
-    reports, segments, errors = [], [], []
-    for path in progress(files, f"segmenting {len(files)} reports"):
-        try:
-            doc = read_json(path)
-            if not isinstance(doc, dict) or "pages" not in doc or "report_id" not in doc:
-                raise InputError(path, "not an extracted report (expected report_id and pages)")
-            report, rows = segment_report(doc, params)
-        except InputError as err:
-            if not keep_going:
-                raise
-            errors.append(err)
+    cache = ReportCache(cache_dir)
+    results: dict[int, tuple[dict, list[dict]]] = {}
+    keys: dict[int, str] = {}
+    tasks: list[tuple[str, tuple]] = []
+    order: list[int] = []
+    for index, path in enumerate(files):
+        with suppress(OSError):  # unreadable: the worker names the reason
+            keys[index] = cache_key(path.read_bytes(), params)
+        cached = cache.get(keys[index]) if index in keys else None
+        if cached is not None:
+            results[index] = (cached[0], cached[1])
+        else:
+            tasks.append((str(path), (str(path), params)))
+            order.append(index)
+    errors: list[InputError] = []
+    limits = Limits(params["workers"], params["timeout_s"], params["max_memory_mb"], "segment")
+    preload("pipeline.segment.preload")
+    with closing(run_tasks(_segment_task, tasks, limits, scheduler)) as outcomes:
+        for outcome in progress(outcomes, f"segmenting {len(tasks)} reports", total=len(tasks)):
+            log_notes(outcome, log)
+            if outcome.error is not None:
+                if not keep_going:
+                    raise outcome.error
+                errors.append(outcome.error)
+                continue
+            index = order[outcome.index]
+            results[index] = outcome.value
+            if index in keys:
+                cache.put(keys[index], list(outcome.value))
+    if tasks or cache.hits:
+        log.info("segment: %d reports segmented, %d from the cache", len(tasks), cache.hits)
+    cache.prune()
+    reports, segments = [], []
+    copies = duplicates([results[i][0] for i in sorted(results)])
+    if copies and not keep_going:
+        raise copies[0]
+    skip = {err.path for err in copies}
+    for index in sorted(results):
+        report, rows = results[index]
+        if (report.get("source") or report["report_id"]) in skip:
             continue
+        report = dict(report)
         extra = (manifest or {}).get(report["report_id"], {})
         report["fictional"] = extra.get("fictional", "").lower() == "true" if extra else None
         reports.append(report)
         segments.extend(rows)
+    errors = sorted(errors, key=lambda e: e.path or "") + copies
     if not reports:
         raise InputError(", ".join(map(str, inputs)), "no report could be segmented")
     write_jsonl(out_dir / "segments.jsonl", segments)
     write_jsonl(out_dir / "reports.jsonl", reports)
-    write_json(out_dir / "errors.json", [{"file": e.path, "reason": e.reason} for e in errors])
+    write_json(out_dir / "errors.json", _carried_errors(inputs) + error_rows(errors, "segment"))
     return errors
