@@ -195,3 +195,45 @@ def test_spans_are_pooled_from_the_sentence_pass(runtime_cache, monkeypatch):
     long_text = " ".join(["word"] * 400) + " tail clause here"
     _, (tail,) = encoder.encode([long_text], [[(len(long_text) - 16, len(long_text))]])
     assert np.allclose(tail, encoder.encode([long_text])[0][0])
+
+
+def test_device_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused(monkeypatch):
+    from pipeline.core.errors import InputError
+    from pipeline.embed import runtime as encoder_runtime
+
+    monkeypatch.setattr(encoder_runtime, "cuda_available", lambda: False)
+    assert encoder_runtime.select_device("auto", "onnx") == ("onnx", "cpu")
+    assert encoder_runtime.select_device("cpu", "torch") == ("torch", "cpu")
+    with pytest.raises(InputError, match="embed.device is cuda but no CUDA device"):
+        encoder_runtime.select_device("cuda")
+    with pytest.raises(InputError, match="unknown embed.device 'tpu'"):
+        encoder_runtime.select_device("tpu")
+
+
+def test_device_auto_takes_a_gpu_when_there_is_one(monkeypatch):
+    from pipeline.embed import runtime as encoder_runtime
+
+    monkeypatch.setattr(encoder_runtime, "cuda_available", lambda: True)
+    monkeypatch.setattr(encoder_runtime, "onnx_cuda_available", lambda: False)
+    assert encoder_runtime.select_device("auto", "onnx") == ("torch", "cuda")
+    monkeypatch.setattr(encoder_runtime, "onnx_cuda_available", lambda: True)
+    assert encoder_runtime.select_device("auto", "onnx") == ("onnx", "cuda")
+
+
+def test_embed_through_dask_gives_the_same_vectors(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import json
+
+    from pipeline.embed.stage import run
+
+    rows = [{"report_id": r, "text": f"{r} report sentence {i} about child protection."}
+            for r in ("a", "b") for i in range(5)]
+    segments = tmp_path / "segments.jsonl"
+    segments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(segments, tmp_path / "local.npz", {"device": "cpu"})
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        run(segments, tmp_path / "dask.npz", {"device": "cpu"}, cluster.scheduler_address)
+    with np.load(tmp_path / "local.npz") as a, np.load(tmp_path / "dask.npz") as b:
+        assert list(a["keys"]) == list(b["keys"])
+        assert np.allclose(a["vectors"], b["vectors"], atol=1e-5)

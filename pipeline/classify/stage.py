@@ -9,19 +9,25 @@ adjacent segments of the same report.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.core.io import read_jsonl, write_jsonl
+from pipeline.core.cache import ReportCache, code_key, key_of
+from pipeline.core.engine import Limits, run_tasks
+from pipeline.core.io import read_jsonl, sha256_file, text_hash, write_jsonl
+from pipeline.core.log import get_logger
 from pipeline.embed.stage import EmbeddingCache, stored_encoder
 from pipeline.train.model import SegmentClassifier, labels_from_scores
 from pipeline.train.persist import load_models as _load
 from pipeline.train.segments import encode
 from pipeline.train.vectors import Encode
 
+log = get_logger(__name__)
 PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
@@ -71,20 +77,105 @@ def predict_scores(
     return sent, qi
 
 
+def model_key(model_dir: Path) -> str:
+    """Hash of every file of the model folder: cached predictions belong to one model."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(model_dir)).encode())
+            digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=2)
+def _cached_models(model_dir: str, key: str) -> Models:
+    return load_models(Path(model_dir))
+
+
+def loaded_models(model_dir: Path) -> tuple[Models, str]:
+    """(models, their key), loaded once per process and model: a Dask worker or a
+    long-lived caller classifying report after report does not reload them."""
+    key = model_key(model_dir)
+    return _cached_models(str(Path(model_dir).resolve()), key), key
+
+
+def by_report(segments: list[dict]) -> dict[str, list[dict]]:
+    """Segments grouped by report, reports in first-seen order, file order kept inside:
+    the neighbour features only ever read segments of the same report."""
+    groups: dict[str, list[dict]] = {}
+    for row in segments:
+        groups.setdefault(str(row.get("report_id")), []).append(row)
+    return groups
+
+
+def report_key(model: str, rows: list[dict]) -> str:
+    """What one report's predictions depend on: the model, the report's segments and
+    the code that turns them into predictions."""
+    return key_of("classify", model, code_key(("classify", "train", "embed")), rows)
+
+
+def _classify_task(model_dir: str, rows: list[dict], vectors: dict[str, Any],
+                   device: str) -> list[dict]:
+    """What a Dask worker runs: one report, with the vectors the embed stage already has."""
+    models, _ = loaded_models(Path(model_dir))
+    cache = EmbeddingCache(None, models.encoder, device)
+    cache._vectors.update(vectors)
+    return classify(rows, models, cache)
+
+
 def classify_file(
-    segments_path: Path, model_dir: Path, out_path: Path, embeddings: Path | None = None
+    segments_path: Path, model_dir: Path, out_path: Path, embeddings: Path | None = None,
+    cache_dir: Path | None = None, scheduler: str = "", device: str = "auto",
 ) -> int:
     """Classify every segment of a JSONL file with the models in ``model_dir``.
 
     ``embeddings`` is the embed stage's cache: when it was filled by the models' encoder,
     its vectors are reused instead of encoding every sentence a second time (texts it
     lacks, such as headings, are encoded); a cache of another encoder is not used.
+    With ``cache_dir``, each report's predictions are kept under a key of the model,
+    its segments and the code, so a report classified before is not classified again;
+    the reports to classify go to a Dask cluster when ``scheduler`` is given (one task
+    a report; the model folder must be readable by the workers at the same path).
     """
-    models = load_models(model_dir)  # first, so a bad model fails before reading
+    models, model = loaded_models(model_dir)  # first, so a bad model fails before reading
+    from pipeline.embed.runtime import select_device
+
+    select_device(device)
+    segments = read_jsonl(segments_path)
+    groups = by_report(segments)
+    store = ReportCache(cache_dir)
+    done: dict[str, list[dict]] = {}
+    keys = {report: report_key(model, rows) for report, rows in groups.items()}
+    for report in groups:
+        cached = store.get(keys[report])
+        if cached is not None:
+            done[report] = cached
+    todo = [report for report in groups if report not in done]
     cache = None
-    if embeddings and Path(embeddings).exists() \
+    if todo and embeddings and Path(embeddings).exists() \
             and stored_encoder(embeddings) == models.encoder:
-        cache = EmbeddingCache(embeddings, models.encoder)
-    rows = classify(read_jsonl(segments_path), models, cache)
-    write_jsonl(out_path, rows)
-    return len(rows)
+        cache = EmbeddingCache(embeddings, models.encoder, device)
+    if todo and scheduler:
+        known = cache._vectors if cache is not None else {}
+        tasks = []
+        for report in todo:
+            wanted = {text_hash(row["text"]) for row in groups[report]}
+            tasks.append((report, (str(Path(model_dir).resolve()), groups[report],
+                                   {k: known[k] for k in wanted if k in known}, device)))
+        for outcome in run_tasks(_classify_task, tasks, Limits(section="classify"), scheduler):
+            if outcome.error is not None:
+                raise outcome.error
+            done[outcome.label] = outcome.value
+    elif todo:
+        rows = classify([row for report in todo for row in groups[report]], models,
+                        cache or EmbeddingCache(None, models.encoder, device))
+        for report, part in by_report(rows).items():
+            done[report] = part
+    for report in todo:
+        store.put(keys[report], done[report])
+    store.prune()
+    if len(groups) > 1 or store.hits:
+        log.info("classify: %d reports classified, %d from the cache", len(todo), store.hits)
+    out = [row for report in groups for row in done[report]]
+    write_jsonl(out_path, out)
+    return len(out)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.engine import Limits, run_tasks
 from pipeline.core.io import atomic_write, text_hash
 from pipeline.core.params import resolve
 from pipeline.embed import runtime as encoder_runtime
@@ -22,12 +23,14 @@ DEFAULT_ENCODER = "minilm"
 
 
 def encode(
-    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 16
+    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 16,
+    device: str = "auto",
 ) -> np.ndarray:
-    """Unit-normalised embeddings, one row per text, float32."""
+    """Unit-normalised embeddings, one row per text, float32 (on a GPU when ``device``
+    is ``auto`` and there is one, or ``cuda``)."""
     if not texts:
         return np.zeros((0, DIMENSIONS[encoder]), dtype=np.float32)
-    return encoder_runtime.load(encoder).encode(texts, batch_size=batch_size)[0]
+    return encoder_runtime.load(encoder, device).encode(texts, batch_size=batch_size)[0]
 
 
 class EmbeddingCache:
@@ -39,9 +42,11 @@ class EmbeddingCache:
     key of the text and the offsets. With no path it is an in-memory store.
     """
 
-    def __init__(self, path: str | Path | None, encoder: str = DEFAULT_ENCODER):
+    def __init__(self, path: str | Path | None, encoder: str = DEFAULT_ENCODER,
+                 device: str = "auto"):
         self.path = Path(path) if path else None
         self.encoder = check_name(encoder)
+        self.device = device
         self._vectors: dict[str, np.ndarray] = {}
         if self.path and self.path.exists() and stored_encoder(self.path) == encoder:
             with np.load(self.path, allow_pickle=False) as data:
@@ -57,7 +62,7 @@ class EmbeddingCache:
             {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
         )
         if missing:
-            new = encode([t for _, t in missing], self.encoder, batch_size)
+            new = encode([t for _, t in missing], self.encoder, batch_size, self.device)
             for (key, _), vec in zip(missing, new, strict=True):
                 self._vectors[key] = vec
         return self._stack(keys)
@@ -73,13 +78,22 @@ class EmbeddingCache:
                 wanted.setdefault(text, []).append(span)
         if wanted:
             todo = sorted(wanted)
-            vectors, pooled = encoder_runtime.load(self.encoder).encode(
+            vectors, pooled = encoder_runtime.load(self.encoder, self.device).encode(
                 todo, [wanted[t] for t in todo])
             for text, vec, span_vecs in zip(todo, vectors, pooled, strict=True):
                 self._vectors[text_hash(text)] = vec
                 for span, span_vec in zip(wanted[text], span_vecs, strict=True):
                     self._vectors[_span_key(text, span)] = span_vec
         return self._stack(keys)
+
+    def missing(self, texts: list[str]) -> list[str]:
+        """The distinct texts not yet in the store, in first-seen order."""
+        return list(dict.fromkeys(t for t in texts if text_hash(t) not in self._vectors))
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Store vectors computed elsewhere (on a Dask worker) for ``texts``."""
+        for text, vec in zip(texts, vectors, strict=True):
+            self._vectors[text_hash(text)] = np.asarray(vec, dtype=np.float32)
 
     def _stack(self, keys: list[str]) -> np.ndarray:
         if not keys:
@@ -113,16 +127,56 @@ def stored_encoder(path: str | Path) -> str:
         return str(data["encoder"]) if "encoder" in data.files else "minilm"
 
 
-DEFAULTS: dict[str, Any] = {"batch_size": 16, "encoder": DEFAULT_ENCODER}
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 16,
+    "encoder": DEFAULT_ENCODER,
+    # auto: a CUDA GPU when there is one (ONNX Runtime's CUDA provider, else PyTorch),
+    # else the CPU; cpu or cuda to insist (cuda without a GPU is an error).
+    "device": "auto",
+}
 
 
-def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any]) -> int:
-    """Embed every segment of ``segments_path`` into the cache at ``out_path``."""
+def _encode_task(texts: list[str], encoder: str, batch_size: int, device: str) -> np.ndarray:
+    """What a Dask worker runs: one report's new sentences (the worker keeps the
+    encoder loaded between tasks)."""
+    return encode(texts, encoder, batch_size, device)
+
+
+def _embed_on_cluster(cache: EmbeddingCache, rows: list[dict[str, Any]],
+                      params: dict[str, Any], scheduler: str) -> None:
+    """Send each report's sentences that the cache lacks to the Dask cluster."""
+    by_report: dict[str, list[str]] = {}
+    wanted = set(cache.missing([row["text"] for row in rows]))
+    for row in rows:
+        if row["text"] in wanted:
+            by_report.setdefault(str(row.get("report_id")), []).append(row["text"])
+            wanted.discard(row["text"])
+    tasks = [(report, (texts, cache.encoder, params["batch_size"], params["device"]))
+             for report, texts in sorted(by_report.items())]
+    for outcome in run_tasks(_encode_task, tasks, Limits(section="embed"), scheduler):
+        if outcome.error is not None:
+            raise outcome.error
+        cache.add(tasks[outcome.index][1][0], outcome.value)
+
+
+def run(segments_path: str | Path, out_path: str | Path, params: dict[str, Any],
+        scheduler: str = "") -> int:
+    """Embed every segment of ``segments_path`` into the cache at ``out_path``.
+
+    Locally all new sentences are encoded in this process, longest first in
+    batches (the encoder already uses every core, so more processes would only
+    share them); with a Dask ``scheduler`` each report's new sentences are one task.
+    """
     from pipeline.core.io import read_jsonl
 
     params = resolve("embed", DEFAULTS, params)
-    texts = [row["text"] for row in read_jsonl(segments_path)]
-    cache = EmbeddingCache(out_path, check_name(params["encoder"], "embed.encoder"))
+    encoder_runtime.select_device(params["device"])  # a bad device fails before the work
+    rows = read_jsonl(segments_path)
+    texts = [row["text"] for row in rows]
+    cache = EmbeddingCache(out_path, check_name(params["encoder"], "embed.encoder"),
+                           params["device"])
+    if scheduler:
+        _embed_on_cluster(cache, rows, params, scheduler)
     cache.embed(texts, batch_size=params["batch_size"])
     cache.save(keep=texts)
     return len(texts)
