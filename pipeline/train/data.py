@@ -53,12 +53,18 @@ def text_key(text: str) -> str:
 
 
 def label_files(paths: list[Path]) -> list[Path]:
-    """Expand directories to their ``*.jsonl`` files; keep files as given."""
+    """Expand directories to the ``*.jsonl`` files below them; keep files as given.
+
+    Sub-folders are read too, so that each source of labels can keep a folder of its
+    own under one ``data.labels`` folder (``data/labels/shared/``, ``data/labels/mine/``):
+    DVC cannot put a list of folders in a stage's deps. Hidden folders are skipped.
+    """
     files: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            found = sorted(path.glob("*.jsonl"))
+            found = sorted(p for p in path.rglob("*.jsonl")
+                           if not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise InputError(path, "no *.jsonl label files in this folder")
             files.extend(found)
@@ -94,6 +100,8 @@ def read_label_file(path: Path) -> list[dict[str, Any]]:
     """Rows of one label file, validated; errors name the file and the line."""
     rows = []
     for lineno, raw in numbered_jsonl(path):
+        if raw.get("status") == "unlabelled":
+            continue  # a queue row (``inspections queue``): the models' own guess, not a label
         text_value = raw.get("text")
         if not isinstance(text_value, str) or not text_value.strip():
             raise InputError(path, f"line {lineno}: 'text' must be a non-empty string")

@@ -149,6 +149,19 @@ CUES: dict[str, re.Pattern[str]] = {
                     r"at an early stage|early steps|due to (open|start|begin)|recently|"
                     r"working (together )?on|plans? to|hoped)\b"),
     "percent": _rx(r"\d+(\.\d+)?\s?%|\bper ?cent\b"),
+    # The inspectorate's polite shortfall: what still has to happen, said as a next step.
+    "polite_shortfall": _rx(r"\b(further attention|needs? to be given|next steps?|remaining task|"
+                            r"early stage|continued improvement|more variable|just under half|"
+                            r"to be prioritised|would help|would benefit|wanted (a )?(clearer|more|"
+                            r"better)|(was|were) needed|not yet|scope (to|for)|room for|less well|"
+                            r"(had|has|have) yet to|still to|requir\w* further|more (work|"
+                            r"consistent|specific|robust|systematic)|clearer|fully)\b"),
+    # A plain description of a service, group or figure: what it is, not how good it is.
+    "describe": _rx(r"\b(provided|provides|offered|offers|(was|were) set up|(was|were) "
+                    r"established|made up of|consist\w* of|compris\w*|run (jointly )?by|"
+                    r"chaired by|met (monthly|weekly|quarterly|every)|(was|were) responsible|"
+                    r"aged (from )?\d+|(was|were) introduced|introduced in|launched|funded|"
+                    r"based (in|at)|staffed|delivered by|(is|was|are|were) (a|an|the) )\b"),
     "number": _rx(r"\b\d[\d,.]*\b"),
     "question": _rx(r"\?\s*$"),
     # "In reaching this view, we took account of:" introduces a list; it judges nothing.
@@ -156,7 +169,10 @@ CUES: dict[str, re.Pattern[str]] = {
     "we_did": _rx(r"^\W*(we|our)\b"),
 }
 CUE_NAMES = (*CUES, "q_high_problem", "q_low_problem", "q_low_good", "problem_underway",
-             "log_words")
+             "log_words", "no_judgement", "pct_low", "pct_high")
+_JUDGING = ("good", "problem", "negation", "not_yet", "need", "q_high", "q_low", "underway",
+            "good_practice", "polite_shortfall", "contrast")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
 
 
 def cue_features(texts: Sequence[str]) -> np.ndarray:
@@ -170,6 +186,10 @@ def cue_features(texts: Sequence[str]) -> np.ndarray:
         counts["q_low_good"] = float(counts["q_low"] > 0) * (1.0 - bad)
         counts["problem_underway"] = float(counts["underway"] > 0) * bad
         counts["log_words"] = min(np.log1p(len(text.split())) / 4.0, 1.5)
+        counts["no_judgement"] = float(not any(counts[n] for n in _JUDGING))
+        pcts = [float(m) for m in _PERCENT.findall(text)]
+        counts["pct_low"] = float(any(p < 50 for p in pcts))
+        counts["pct_high"] = float(any(p >= 75 for p in pcts))
         out[i] = [counts[name] for name in CUE_NAMES]
     return out
 
