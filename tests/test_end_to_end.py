@@ -54,11 +54,11 @@ def test_every_stage_wrote_its_output(run_dir: Path) -> None:
 
 def test_reports_and_grades(run_dir: Path) -> None:
     reports = [json.loads(x) for x in (run_dir / "segments" / "reports.jsonl").open()]
-    assert len(reports) == 7
+    assert len(reports) == 11
     focus = next(r for r in reports if r["partnership"] == "Midlothian")
     assert focus["grades"] == {"9": "Good", "2.1": "Good", "2.2": "Good", "1.1": "Good"}
     assert focus["fictional"] is False
-    assert sum(r["fictional"] for r in reports) == 6
+    assert sum(r["fictional"] for r in reports) == 10
 
 
 def test_classified_segments_carry_predictions(run_dir: Path) -> None:

@@ -68,6 +68,10 @@ def test_every_report_in_the_corpus_is_segmented(segmented, shared_dir) -> None:
         "f04",
         "f05",
         "f06",
+        "f07",
+        "f08",
+        "f09",
+        "f10",
         "s-midlothian",
         "midlothian-2020-ci",
         "midlothian-2020-compact",
@@ -101,7 +105,7 @@ def test_real_midlothian_grades_match_the_published_ones(segmented, shared_dir) 
         assert segmented[f"midlothian-2020-{layout}"][0]["grades"] == published
 
 
-@pytest.mark.parametrize("report_id", ["f01", "f02", "f03", "f04", "f05", "f06"])
+@pytest.mark.parametrize("report_id", [f"f{i:02d}" for i in range(1, 11)])
 def test_labelled_sentences_are_segments_of_the_right_part_and_kind(
     segmented, shared_dir, report_id: str
 ) -> None:
