@@ -351,3 +351,29 @@ def test_theme_figures_are_read_from_themes_json():
     assert result["focus"]["underrepresented_themes"][0]["label"] == "Alpha"
     assert result["focus"]["distinctive_phrases"] == [{"phrase": "x", "z": 4.0}]
     assert result["themes"]["min_z"] == 2.5
+
+
+def test_grade_predictor_learns_from_out_of_report_readings():
+    """Given out-of-report predictions, the predictor's training features come from them
+    (what the classifier makes of an unseen report), not from the in-sample segments."""
+    segments = make_segments()
+    # Out-of-report readings: every labelled sentence of r1..r5 read one notch kinder.
+    kinder = {"negative": "mixed", "mixed": "positive", "positive": "positive"}
+    predictions = [{"report_id": s["report_id"], "part": s["part"], "kind": s["kind"],
+                    "text": s["text"], "sentiment": s["sentiment"], "qi": s["qi"],
+                    "predicted_sentiment": kinder.get(s["sentiment"], s["sentiment"]),
+                    "predicted_qi": s["qi"]}
+                   for s in segments if s["report_id"] != "r0" and s["part"] in PARTS]
+    training = bm.out_of_report_segments(predictions)
+    assert set(training) == {"r1", "r2", "r3", "r4", "r5"}
+    plain = build()
+    result = bm.build_benchmark(segments, make_reports(), {"themes": [], "params": {}},
+                                REFERENCE, FOCUS, {"n_draws": 200}, training)
+    ev = result["grade_predictor"]
+    assert ev["learns_from"].startswith("out-of-report")
+    assert ev["out_of_report_reports"] == ["r1", "r2", "r3", "r4", "r5"]
+    learnt = result["reports"][1]["predicted_grades"]["9"]["features"]["overall_net"]
+    assert learnt > plain["reports"][1]["predicted_grades"]["9"]["features"]["overall_net"]
+    # The focus is still read from its own classified segments.
+    assert result["reports"][0]["predicted_grades"]["9"]["features"] == \
+        plain["reports"][0]["predicted_grades"]["9"]["features"]

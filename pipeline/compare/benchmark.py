@@ -350,25 +350,53 @@ def official_grades(report: dict) -> dict[str, str]:
     return out
 
 
+def out_of_report_segments(predictions: list[dict]) -> dict[str, list[dict]]:
+    """Labelled sentences read as the classifier reads an unseen report, per report.
+
+    ``predictions`` are the evaluate stage's rows (``--predictions``): each labelled
+    sentence with the sentiment and QI the models gave it while its report was held
+    out. Why the grade predictor learns from these and not from the classify stage's
+    output: the classifier was trained on these very reports, so its in-sample labels
+    are nearly the annotators' own, far cleaner than what it makes of a report it has
+    not seen (polite shortfalls read as praise). A predictor fitted to clean labels
+    over-grades exactly the reports it is used on.
+    """
+    out: dict[str, list[dict]] = defaultdict(list)
+    for row in predictions:
+        if not row.get("report_id") or "predicted_sentiment" not in row:
+            continue
+        out[row["report_id"]].append({
+            "report_id": row["report_id"], "part": row.get("part"), "kind": row.get("kind"),
+            "sentiment": row["predicted_sentiment"], "qi": row.get("predicted_qi") or ["none"]})
+    return dict(out)
+
+
 def grade_section(
-    segments: list[dict], reports: list[dict], focus: str, p: dict[str, Any]
+    segments: list[dict], reports: list[dict], focus: str, p: dict[str, Any],
+    training: dict[str, list[dict]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Predicted grades per report, and the predictor's leave-one-report-out evaluation."""
+    """Predicted grades per report, and the predictor's leave-one-report-out evaluation.
+
+    ``training`` (see :func:`out_of_report_segments`) replaces, for the reports it
+    holds, the classified segments the predictor learns from and is evaluated on.
+    """
     by_report: dict[str, list[dict]] = defaultdict(list)
     for seg in segments:
         by_report[seg.get("report_id")].append(seg)
+    training = training or {}
     grade_qis = p["grade_qis"]
-    features = {
-        r["report_id"]: gp.report_features(by_report.get(r["report_id"], []), grade_qis,
-                                           p["predictor_parts"], p["grade_shrink"])
-        for r in reports
-    }
+
+    def feats(rid: str, learn: bool) -> dict[str, list[float]]:
+        rows = training[rid] if learn and rid in training else by_report.get(rid, [])
+        return gp.report_features(rows, grade_qis, p["predictor_parts"], p["grade_shrink"])
+
+    features = {r["report_id"]: feats(r["report_id"], learn=True) for r in reports}
     excluded = {" ".join(x.lower().split()) for x in [focus, *p["predictor_exclude"]]}
     train_rows: list[tuple[str, str, list[float], int]] = []
     for r in reports:
         if " ".join(r["partnership"].lower().split()) in excluded:
             continue
-        if not by_report.get(r["report_id"]):
+        if not by_report.get(r["report_id"]) and r["report_id"] not in training:
             continue  # no text: nothing to learn from
         for code, name in official_grades(r).items():
             if code in grade_qis:
@@ -382,6 +410,9 @@ def grade_section(
         "excluded_partnerships": sorted({focus, *p["predictor_exclude"]}),
         "model": f"ridge regression on the six-point scale (alpha {p['ridge_alpha']}), "
                  "Gaussian spread from leave-one-out residuals",
+        "learns_from": "out-of-report classifications of the labelled reports"
+        if training else "the classified segments",
+        "out_of_report_reports": sorted(set(training) & {r["report_id"] for r in reports}),
     }
     predicted: dict[str, dict[str, Any]] = {r["report_id"]: {} for r in reports}
     if len(train_reports) < 3:
@@ -509,6 +540,7 @@ def build_benchmark(
     reference_rows: list[dict],
     focus: str,
     params: dict[str, Any] | None = None,
+    training: dict[str, list[dict]] | None = None,
 ) -> dict[str, Any]:
     """Everything the comparison report shows, as one JSON-ready dict."""
     p = resolve("compare", DEFAULTS, params)
@@ -544,7 +576,7 @@ def build_benchmark(
              for row in mine_themes.get("themes_under", [])]
     n_segments = Counter(s["partnership"] for s in segments)
 
-    predicted, evaluation = grade_section(segments, reports, focus_name, p)
+    predicted, evaluation = grade_section(segments, reports, focus_name, p, training)
     seg_reports = {s.get("report_id") for s in segments}
     report_rows = []
     for r in sorted(reports, key=lambda r: (r["partnership"] != focus_name, r["partnership"],
@@ -635,8 +667,13 @@ def run(
     focus: str,
     params: dict[str, Any] | None = None,
     metrics_path: str | Path | None = None,
+    training_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read the stage inputs, write ``out_dir/benchmark.json`` (and metrics if asked)."""
+    """Read the stage inputs, write ``out_dir/benchmark.json`` (and metrics if asked).
+
+    ``training_path``: the evaluate stage's out-of-report predictions (see
+    :func:`out_of_report_segments`), for the grade predictor to learn from.
+    """
     segments = read_jsonl(segments_path)
     reports = read_jsonl(reports_path)
     for lineno, r in enumerate(reports, start=1):
@@ -649,8 +686,9 @@ def run(
     themes = read_json(themes_path)
     reference = read_reference(reference_path) if reference_path else []
     p = resolve("compare", DEFAULTS, params)
+    training = out_of_report_segments(read_jsonl(training_path)) if training_path else None
     try:
-        result = build_benchmark(segments, reports, themes, reference, focus, p)
+        result = build_benchmark(segments, reports, themes, reference, focus, p, training)
     except InputError as err:
         raise InputError(segments_path, err.reason) from None
     # Measured at the parameters in use, so the report's method section states what holds.

@@ -23,8 +23,10 @@ def run(
     params: dict[str, Any],
     focus: str,
     reference: Path | None = None,
+    training: Path | None = None,
 ) -> Path:
-    """Write ``out_dir/benchmark.json``; returns its path."""
+    """Write ``out_dir/benchmark.json``; returns its path. ``training``: the evaluate
+    stage's out-of-report predictions, which the grade predictor learns from."""
     benchmark.run(
         segments_path,
         reports_path,
@@ -33,5 +35,6 @@ def run(
         out_dir,
         focus,
         params,
+        training_path=training,
     )
     return Path(out_dir) / "benchmark.json"

@@ -89,6 +89,28 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _class_count(metrics: dict[str, Any], name: str) -> str:
+    count = (metrics.get("model", {}).get("sentiment", {}).get("support") or {}).get(name)
+    return f"{count} of {metrics.get('n_labelled')}" if count is not None else "a small share"
+
+
+def _misreadings(metrics: dict[str, Any]) -> list[str]:
+    """The commonest confusions, read off the measurement (see ``metrics.misreadings``)."""
+    found = metrics.get("misreadings")
+    if not found:
+        return ["Not measured in this run.", ""]
+    lines = ["Sentiment (true → read as, sentences, share of that class):", ""]
+    lines += [f"- {m['true']} → {m['predicted']}: {m['n']} ({m['share']:.0%})"
+              for m in found["sentiment"]]
+    lines += ["", "Main QI (true → read as):", ""]
+    lines += [f"- {m['true']} → {m['predicted']}: {m['n']} ({m['share']:.0%})"
+              for m in found["qi"]]
+    return lines + ["", "Plain descriptions of a service read as praise and polite "
+                    "shortfalls read as mixed or positive are the errors to watch on real "
+                    "prose; check a sample of classified sentences before leaning on a "
+                    "single indicator's score.", ""]
+
+
 def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
     """The card's Markdown from the evaluate stage's metrics and the manifest's info."""
     params = info.get("params", {})
@@ -167,12 +189,18 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "spread across held-out reports below is the telling uncertainty.",
         "",
         *_figures(metrics),
+        "## Known misreadings (leave-one-report-out)",
+        "",
+        *_misreadings(metrics),
         "## Known limits",
         "",
-        "- Trained on six fictional reports written for this project; real reports are "
-        "longer-winded and more specific. Expect lower figures on real text than above.",
-        "- Neutral is rare in the labelled parts (8 of 1,208): its F1 rests on a handful "
-        "of sentences and is the least reliable figure.",
+        f"- Trained on {len(info.get('reports', []))} fictional reports written for this "
+        "project; real reports are longer-winded and more specific. Expect lower figures "
+        "on real text than above: the reports written in the inspectorate's own idiom "
+        "(polite shortfalls, plain descriptions) are the closer guide, and the per-report "
+        "table shows them apart.",
+        f"- Neutral is {_class_count(metrics, 'neutral')} of the labelled sentences: its F1 "
+        "rests on few sentences and is the least reliable figure.",
         "- Only the 2018-2020 report structure (five questions, Appendix 1) is known to the "
         "context features; segments of other generations, whose parts it does not name, are "
         "read by the model trained without context (see 'Without context' above).",

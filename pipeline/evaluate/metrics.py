@@ -9,6 +9,7 @@ the figures.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ def sentiment_metrics(true: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
         "macro_f1": float(np.mean(per_class)) if present else 0.0,
         "accuracy": float(accuracy_score(true, pred)) if len(true) else 0.0,
         "f1": {c: float(f) for c, f in zip(present, per_class, strict=True)},
+        "support": {c: int(sum(t == c for t in true)) for c in present},
     }
 
 
@@ -194,3 +196,27 @@ def expected_calibration_error(probs: np.ndarray, true: list[str], bins: int = 1
         if members.any():
             total += members.mean() * abs(confidence[members].mean() - correct[members].mean())
     return round(float(total), 4)
+
+
+def misreadings(rows: list[dict], sent: np.ndarray, qi: np.ndarray,
+                n: int = 6) -> dict[str, list[dict[str, Any]]]:
+    """The commonest out-of-report confusions, with how often each happened.
+
+    Why: a user deciding whether to trust a label on real prose needs to know which
+    way the model errs (plain description read as praise, a polite shortfall as a
+    strength, 5.4 as 5.3), not only how often; the card names these from the
+    measurement rather than from memory. ``share`` is the fraction of that true
+    class's held-out sentences read as the other.
+    """
+    idx = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, true, pred in (
+        ("sentiment", [rows[i]["sentiment"] for i in idx],
+         [SENTIMENTS[j] for j in sent[idx].argmax(axis=1)]),
+        ("qi", [rows[i]["qi"][0] for i in idx], [QI_CODES[j] for j in qi[idx].argmax(axis=1)]),
+    ):
+        support = Counter(true)
+        wrong = Counter((t, p) for t, p in zip(true, pred, strict=True) if t != p)
+        out[name] = [{"true": t, "predicted": p, "n": k, "share": round(k / support[t], 3)}
+                     for (t, p), k in wrong.most_common(n)]
+    return out

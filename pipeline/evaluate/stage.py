@@ -29,6 +29,7 @@ from pipeline.evaluate.metrics import (
     confusion_rows,
     expected_calibration_error,
     headline,
+    misreadings,
     paired_gaps,
     score,
     second_code_metrics,
@@ -129,6 +130,7 @@ def evaluate_out_of_report(
                                          level=params["interval_level"], seed=params["seed"])},
         "calibration": calibration(rows, oof, classifier, train_params),
         "model_without_context": bare,
+        "misreadings": misreadings(rows, oof.sentiment, oof.qi),
     }
     return metrics, rows, oof
 
