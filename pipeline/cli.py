@@ -380,6 +380,12 @@ def compare(
     reference: Annotated[
         Path | None, typer.Option("--reference", help="Official grades of real partnerships (CSV).")
     ] = Path("data/reference/official_evaluations.csv"),
+    training_predictions: Annotated[
+        Path | None,
+        typer.Option("--training-predictions",
+                     help="Out-of-report predictions from `evaluate --predictions`: the grade "
+                          "predictor learns from these instead of the in-sample labels."),
+    ] = None,
     params: ParamsOpt = None,
 ) -> None:
     """Benchmark the focus partnership against its peers (benchmark.json)."""
@@ -395,6 +401,7 @@ def compare(
         settings,
         focus=focus_name(focus, params),
         reference=reference,
+        training=training_predictions,
     )
     log.info("benchmark -> %s", written)
 
