@@ -9,6 +9,7 @@ classifies only the new reports).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,21 @@ from pipeline.themes import stage as themes
 from pipeline.train import stage as train
 
 log = get_logger(__name__)
+
+
+class _Clock:
+    """Seconds per stage: ``start(name)`` ends the running stage and starts the next."""
+
+    def __init__(self, into: dict[str, float] | None):
+        self.into = into
+        self.name: str | None = None
+        self.began = time.perf_counter()
+
+    def start(self, name: str | None) -> None:
+        now = time.perf_counter()
+        if self.into is not None and self.name is not None:
+            self.into[self.name] = self.into.get(self.name, 0.0) + now - self.began
+        self.name, self.began = name, now
 
 
 def check_models_or_labels(model_dir: Path, labels: Path, params_path: Path | None) -> None:
@@ -61,13 +77,16 @@ def run_all(
     params_path: Path | None,
     warn: Callable[[list[InputError]], Any] = lambda e: None,
     scheduler: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Run extract → segment → embed → classify → themes → compare; return the HTML path.
 
     Everything a run needs from outside the PDF folder (the focus, a model or labels
     to train one) is checked first, so a run from the wrong folder fails in a second
-    with what to pass, not after the PDFs were read.
+    with what to pass, not after the PDFs were read. ``timings``, when given, receives
+    each stage's wall-clock seconds (``benchmarks/scale.py`` reads them).
     """
+    clock = _Clock(timings)
     pdf_dir, out = Path(pdf_dir), Path(out)
     if not pdf_dir.is_dir():
         raise InputError(pdf_dir, "not a folder of PDFs")
@@ -80,11 +99,13 @@ def run_all(
     engine.preload("pipeline.extract.stage", "pipeline.segment.preload")
     errors: list[InputError] = []
 
+    clock.start("extract")
     log.info("extracting text")
     errors += extract.extract_path(
         [pdf_dir], out / "extracted", keep_going,
         section("extract", extract.DEFAULTS, params_path), out / "cache" / "extract", scheduler,
     )
+    clock.start("segment")
     log.info("segmenting")
     errors += segment.run(
         [out / "extracted"],
@@ -99,18 +120,22 @@ def run_all(
     warn(errors)
 
     segments_path = out / "segments" / "segments.jsonl"
+    clock.start("embed")
     log.info("embedding segments")
     embed.run(segments_path, out / "embeddings.npz", embed_params, scheduler)
     if not model_dir.exists():
+        clock.start("train")
         log.info(f"no models at {model_dir}: training them from {labels} (no evaluation)")
         model_dir = out / "models"
         train.train(
             [labels], model_dir, section("train", train.DEFAULTS, params_path), evaluate=False
         )
+    clock.start("classify")
     log.info("classifying")
     classify.classify_file(
         segments_path, model_dir, out / "classified.jsonl", out / "embeddings.npz",
         out / "cache" / "classify", scheduler, embed_params["device"])
+    clock.start("themes")
     log.info("clustering themes")
     themes.run(
         out / "classified.jsonl",
@@ -118,6 +143,7 @@ def run_all(
         out / "themes",
         section("themes", themes.DEFAULTS, params_path),
     )
+    clock.start("compare")
     log.info("comparing partnerships")
     benchmark_path = compare.run(
         out / "classified.jsonl",
@@ -128,6 +154,9 @@ def run_all(
         name,
         reference,
     )
+    clock.start("report")
     log.info("writing the report")
-    return report.run(
+    written = report.run(
         benchmark_path, out / "themes" / "themes.json", out / "classified.jsonl", out)
+    clock.start(None)
+    return written

@@ -39,10 +39,12 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing.connection import Connection, wait
@@ -136,8 +138,9 @@ def guarded(fn: Callable[..., Any], args: tuple, label: str, limits: Limits) -> 
             try:
                 value = fn(*args)
                 status: tuple = ("ok", value)
-            except InputError as err:
-                status = ("error", err.reason)
+            except InputError as err:  # the file it names may be the task's source PDF
+                status = ("error", err.reason if err.path in (None, label)
+                          else {"path": err.path, "reason": err.reason})
             except MemoryError:
                 status = ("error", limits.memory_reason() if limits.max_memory_mb
                           else "ran out of memory")
@@ -190,6 +193,30 @@ def _context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start processes without re-running the calling script in each one.
+
+    A forkserver child re-imports the ``__main__`` script (as ``__mp_main__``) so that
+    functions defined there can be unpickled; a benchmark or notebook that imports
+    the whole pipeline would then import it again for every PDF, which cost a
+    second a task. Tasks here are module-level functions of the pipeline, never of
+    ``__main__``, so the script is hidden while a process starts (its preparation
+    data is taken in ``start()``) and put back at once.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
+    try:
+        if "__file__" in saved:
+            delattr(main, "__file__")
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
+
+
 def _crash_reason(exitcode: int | None, limits: Limits) -> str:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
@@ -212,7 +239,8 @@ def _run_local(fn: Callable[..., Any], tasks: Sequence[tuple[str, tuple]],
                 reader, writer = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(writer, fn, args, label, limits),
                                    daemon=True)
-                proc.start()
+                with _main_not_reimported():
+                    proc.start()
                 writer.close()
                 deadline = time.monotonic() + limits.timeout_s if limits.timeout_s > 0 \
                     else float("inf")
@@ -247,6 +275,8 @@ def _run_local(fn: Callable[..., Any], tasks: Sequence[tuple[str, tuple]],
 def _outcome(index: int, label: str, status: str, value: Any, notes: list[str]) -> Outcome:
     if status == "ok":
         return Outcome(index, label, value=value, notes=notes)
+    if isinstance(value, dict):
+        return Outcome(index, label, error=InputError(value["path"], value["reason"]), notes=notes)
     return Outcome(index, label, error=InputError(label, value), notes=notes)
 
 
