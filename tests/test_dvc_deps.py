@@ -88,5 +88,6 @@ def test_the_top_package_runs_no_code() -> None:
 
 def test_the_check_sees_a_missing_dependency() -> None:
     assert covered(PACKAGE / "core" / "io.py", ["pipeline/core"])
-    assert not covered(PACKAGE / "themes" / "ctfidf.py", ["pipeline/compare"])
-    assert PACKAGE / "themes" / "stage.py" in code_of_stage("compare")
+    assert not covered(PACKAGE / "train" / "model.py", ["pipeline/classify"])
+    assert PACKAGE / "train" / "model.py" in code_of_stage("classify")
+    assert PACKAGE / "themes" / "stage.py" not in code_of_stage("compare")

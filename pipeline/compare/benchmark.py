@@ -43,37 +43,10 @@ from pipeline.compare import intervals as iv
 from pipeline.core.errors import InputError
 from pipeline.core.io import read_json, read_jsonl, write_json
 from pipeline.core.params import resolve
-from pipeline.themes import stage as themes_mod
+from pipeline.core.schema import FRAMEWORK, SENTIMENTS
 
-QI_TITLES: dict[str, str] = {
-    "1.1": "Improvements in safety, wellbeing and life chances",
-    "2.1": "Impact on children and young people",
-    "2.2": "Impact on families",
-    "3.1": "Impact on staff",
-    "4.1": "Impact on the community",
-    "5.1": "Recognising and responding to concerns",
-    "5.2": "Assessing risks and needs",
-    "5.3": "Planning for individual children",
-    "5.4": "Involving children, young people and families",
-    "6.1": "Policies, procedures and legal measures",
-    "6.2": "Planning and improving services",
-    "6.3": "Participation in service development",
-    "6.4": "Performance management and quality assurance",
-    "7.1": "Management and support of staff",
-    "8.1": "Management of resources and commissioning",
-    "9.1": "Vision, values and aims",
-    "9.2": "Leadership of strategy and direction",
-    "9.3": "Leadership of people and partnerships",
-    "9.4": "Leadership of improvement and change",
-    "10.1": "Capacity for improvement",
-}
-GRADED_TITLES: dict[str, str] = {
-    "9": "Leadership (9.1-9.4 together)",
-    "2.1": "Impact on children and young people",
-    "2.2": "Impact on families",
-    "1.1": "Improvements in safety, wellbeing and life chances",
-}
-SENTIMENTS = ("positive", "negative", "mixed", "neutral")
+QI_TITLES: dict[str, str] = dict(FRAMEWORK.indicators)
+GRADED_TITLES: dict[str, str] = {code: g["title"] for code, g in FRAMEWORK.graded.items()}
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -635,8 +608,7 @@ def build_benchmark(
         "reference": reference_section(reference_rows, focus_name, focus_programme,
                                        focus_grades),
         "themes": {"n_themes": n_themes, "outlier_share": themes.get("outlier_share"),
-                   "min_z": themes.get("params", {}).get("min_z",
-                                                         themes_mod.DEFAULTS["min_z"])},
+                   "min_z": themes.get("params", {}).get("min_z")},
         "params": p,
     }
 

@@ -30,17 +30,15 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import LeaveOneGroupOut
 
-SCALE = ("Unsatisfactory", "Weak", "Adequate", "Good", "Very good", "Excellent")
+from pipeline.core.schema import GRADE_QIS
+from pipeline.core.schema import SCALE as FRAMEWORK_SCALE
+
+SCALE: tuple[str, ...] = FRAMEWORK_SCALE  # worst to best, from the generation data
 GRADE_VALUE = {name.lower(): i + 1 for i, name in enumerate(SCALE)}
 FEATURES = ("qi_net", "overall_net", "key_negative")
 
-# Which classified QIs speak to each graded indicator (Appendix 1 of the 2018-2020 programme).
-DEFAULT_GRADE_QIS: dict[str, list[str]] = {
-    "9": ["9.1", "9.2", "9.3", "9.4"],
-    "2.1": ["2.1"],
-    "2.2": ["2.2"],
-    "1.1": ["1.1"],
-}
+# Which classified QIs speak to each graded indicator (the generation data's grade table).
+DEFAULT_GRADE_QIS: dict[str, list[str]] = {k: list(v) for k, v in GRADE_QIS.items()}
 SIGN = {"positive": 1.0, "negative": -1.0}
 
 
