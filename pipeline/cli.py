@@ -413,11 +413,15 @@ def report(
     segments: Annotated[Path, typer.Option("--segments", help="Classified segments (JSONL).")],
     themes_dir: Annotated[Path, typer.Option("--themes", help="Folder written by `themes`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the report and plot files.")],
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", help="errors.json of `segment`: the PDFs not analysed."),
+    ] = None,
 ) -> None:
     """Write the comparison report (HTML and Markdown) and its plot files."""
     from pipeline.report import render as stage
 
-    written = stage.run(benchmark, themes_dir / "themes.json", segments, out)
+    written = stage.run(benchmark, themes_dir / "themes.json", segments, out, errors)
     log.info("comparison report -> %s", written)
 
 

@@ -156,7 +156,7 @@ def run_all(
     )
     clock.start("report")
     log.info("writing the report")
-    written = report.run(
-        benchmark_path, out / "themes" / "themes.json", out / "classified.jsonl", out)
+    written = report.run(benchmark_path, out / "themes" / "themes.json",
+                         out / "classified.jsonl", out, out / "segments" / "errors.json")
     clock.start(None)
     return written

@@ -306,3 +306,43 @@ def test_md_escape():
 def test_templates_exist_beside_the_module():
     assert (Path(report.__file__).parent / "templates" / "comparison.html.j2").exists()
     assert (Path(report.__file__).parent / "templates" / "comparison.md.j2").exists()
+
+
+def test_report_marks_labelled_sentences_and_lists_pdfs_not_analysed(tmp_path):
+    import json
+
+    from pipeline.core.errors import InputError
+    from pipeline.core.io import text_hash
+
+    segments, vectors, reports = build_corpus()
+    focus = next(s["partnership"] for s in segments)
+    for s in segments:  # the focus's own sentences were labelled and trained on
+        s["labelled"] = s["partnership"] == focus
+    seg_path = tmp_path / "segments.jsonl"
+    seg_path.write_text("".join(json.dumps(s) + "\n" for s in segments))
+    rep_path = tmp_path / "reports.jsonl"
+    rep_path.write_text("".join(json.dumps(r) + "\n" for r in reports))
+    emb_path = tmp_path / "emb.npz"
+    np.savez(emb_path, keys=np.array([text_hash(s["text"]) for s in segments], dtype="U40"),
+             vectors=vectors)
+    themes.run(seg_path, emb_path, tmp_path / "themes", {"n_themes": 4, "min_df": 2})
+    out = tmp_path / "reports"
+    bench = benchmark.run(seg_path, rep_path, tmp_path / "themes" / "themes.json", None, out,
+                          focus, {"n_draws": 200, "calibration_trials": 20})
+    errors = tmp_path / "errors.json"
+    errors.write_text(json.dumps([{"file": "/in/scan.pdf", "reason": "scanned: no text layer",
+                                   "stage": "extract"}]))
+    report.run(out / "benchmark.json", tmp_path / "themes" / "themes.json", seg_path, out,
+               errors)
+    assert bench["focus"]["partnership"] == focus
+    md = (out / "comparison.md").read_text()
+    n_focus = sum(s["partnership"] == focus for s in segments)
+    assert "**Labelled sentences**" in md and f"{n_focus} of {n_focus}" in md
+    assert ", labelled)" in md  # a quoted focus sentence carries the mark
+    assert "### PDFs not analysed" in md and "**scan.pdf**: scanned: no text layer" in md
+    html = (out / "comparison.html").read_text()
+    assert "PDFs not analysed" in html and "&middot; labelled" in html
+    errors.write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(InputError, match="expected a list"):
+        report.run(out / "benchmark.json", tmp_path / "themes" / "themes.json", seg_path, out,
+                   errors)

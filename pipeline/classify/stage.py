@@ -22,6 +22,7 @@ from pipeline.core.engine import Limits, run_tasks
 from pipeline.core.io import read_jsonl, sha256_file, text_hash, write_jsonl
 from pipeline.core.log import get_logger
 from pipeline.embed.stage import EmbeddingCache, stored_encoder
+from pipeline.label.marks import mark_labelled
 from pipeline.train.model import SegmentClassifier, labels_from_scores
 from pipeline.train.persist import load_models as _load
 from pipeline.train.segments import encode
@@ -176,6 +177,8 @@ def classify_file(
     store.prune()
     if len(groups) > 1 or store.hits:
         log.info("classify: %d reports classified, %d from the cache", len(todo), store.hits)
-    out = [row for report in groups for row in done[report]]
+    # Sentences the models were trained on are read in-sample: the report says so.
+    out = mark_labelled([row for report in groups for row in done[report]],
+                        models.info.get("training_text_keys") or [])
     write_jsonl(out_path, out)
     return len(out)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from pipeline.compare.benchmark import main_qi
+from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_write, read_json, read_jsonl
 from pipeline.report import charts
 
@@ -112,6 +113,7 @@ def _evidence(segs: list[dict], sentiments: tuple[str, ...], qi: str, n: int,
         "kind": KIND_LABEL.get(s.get("kind"), s.get("kind") or ""),
         "sentiment": s.get("sentiment"),
         "partnership": names(s.get("partnership")),
+        "labelled": bool(s.get("labelled")),
     } for s in chosen[:n]]
 
 
@@ -129,9 +131,20 @@ def _theme_shares(benchmark: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _labelled(segments: list[dict], names: _Names) -> list[dict[str, Any]]:
+    """Per partnership, how many of its sentences the models were trained on (the
+    classify stage's ``labelled`` mark): those are read in-sample, so they repeat the
+    annotators' labels rather than predict them."""
+    total: Counter = Counter(s.get("partnership") for s in segments)
+    marked: Counter = Counter(s.get("partnership") for s in segments if s.get("labelled"))
+    return [{"label": names(p), "n": marked[p], "of": total[p]}
+            for p in sorted(marked, key=lambda p: names(p))]
+
+
 def build_context(benchmark: dict[str, Any], themes: dict[str, Any],
-                  segments: list[dict]) -> dict[str, Any]:
-    """Everything the two templates show, computed once."""
+                  segments: list[dict], unanalysed: list[dict] | None = None) -> dict[str, Any]:
+    """Everything the two templates show, computed once. ``unanalysed``: the PDFs the
+    earlier stages could not use (``errors.json`` rows: ``file``, ``reason``)."""
     names = _Names(benchmark)
     focus = benchmark["focus"]["partnership"]
     focus_label = names(focus)
@@ -222,6 +235,10 @@ def build_context(benchmark: dict[str, Any], themes: dict[str, Any],
         "missing_qis": [s for s in qi_sections if s["verdict"] == "no data"],
         "calibration": benchmark.get("calibration"),
         "themes_min_z": benchmark.get("themes", {}).get("min_z", 1.96),
+        "labelled": _labelled(segments, names),
+        "unanalysed": [{"file": Path(str(e.get("file") or "")).name or "?",
+                        "reason": e.get("reason") or "", "stage": e.get("stage") or ""}
+                       for e in unanalysed or []],
     }
     ctx["summary"] = summary_sentences(ctx, benchmark)
     return ctx
@@ -441,11 +458,11 @@ def write_plot_data(ctx: dict[str, Any], benchmark: dict[str, Any], out_dir: Pat
 
 
 def render(benchmark: dict[str, Any], themes: dict[str, Any], segments: list[dict],
-           out_dir: Path) -> None:
+           out_dir: Path, unanalysed: list[dict] | None = None) -> None:
     """Write comparison.html, comparison.md and the plot files into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = build_context(benchmark, themes, segments)
+    ctx = build_context(benchmark, themes, segments, unanalysed)
     env = _environment()
     html = env.get_template("comparison.html.j2").render(**ctx)
     md = env.get_template("comparison.md.j2").render(**ctx)
@@ -455,9 +472,13 @@ def render(benchmark: dict[str, Any], themes: dict[str, Any], segments: list[dic
 
 
 def run(benchmark_path: str | Path, themes_path: str | Path, segments_path: str | Path,
-        out_dir: str | Path) -> Path:
+        out_dir: str | Path, errors_path: str | Path | None = None) -> Path:
     """The ``report`` stage: render ``benchmark.json`` (with the themes and the classified
-    segments that supply the evidence sentences); returns the HTML path."""
+    segments that supply the evidence sentences, and the segment stage's ``errors.json``
+    listing the PDFs that could not be analysed); returns the HTML path."""
+    unanalysed = read_json(errors_path) if errors_path and Path(errors_path).exists() else []
+    if not isinstance(unanalysed, list):
+        raise InputError(errors_path, "expected a list of {file, reason} rows")
     render(read_json(benchmark_path), read_json(themes_path), read_jsonl(segments_path),
-           Path(out_dir))
+           Path(out_dir), unanalysed)
     return Path(out_dir) / "comparison.html"
