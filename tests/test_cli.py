@@ -144,6 +144,7 @@ def test_classify_reuses_each_unchanged_report(tmp_path: Path, monkeypatch) -> N
 
     class Fake:
         encoder = "minilm"
+        info = {"training_text_keys": []}
 
     monkeypatch.setattr(stage, "classify", fake_classify)
     monkeypatch.setattr(stage, "loaded_models", lambda model_dir: (Fake(), "model-1"))
