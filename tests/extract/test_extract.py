@@ -40,7 +40,7 @@ from pipeline.extract.stage import (
     text_layer_problem,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 CORPUS = SHARED / "corpus"
 TARGET = 0.995
 

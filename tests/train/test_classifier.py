@@ -37,7 +37,7 @@ from pipeline.train.persist import load_classifier
 from pipeline.train.segments import Segments, encode, labels
 from pipeline.train.vectors import row_vectors
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LABELS = REPO / "data" / "labels"
 
 

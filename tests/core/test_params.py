@@ -13,7 +13,7 @@ from pipeline.core.errors import InputError
 from pipeline.core.params import resolve, section
 from pipeline.stages import STAGES, all_defaults
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_params_yaml_repeats_every_default_of_the_code():

@@ -17,7 +17,7 @@ import pytest
 from pipeline.extract.stage import extract_path
 from pipeline.segment import stage as segment
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
 
 

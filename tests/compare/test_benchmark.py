@@ -14,7 +14,7 @@ from pipeline.compare import grade_predictor as gp
 from pipeline.compare import intervals as iv
 from pipeline.core.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FOCUS = "Avonford"
 # partnership -> QI -> (positive, negative, mixed) counts. The focus is clearly better than
 # every peer on 5.1, clearly worse on 6.4, like them on 2.1, and thin on 9.2.

@@ -19,7 +19,7 @@ from pipeline.cli import app
 from pipeline.core.schema import QI_CODES, SENTIMENTS
 from pipeline.train.data import read_label_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

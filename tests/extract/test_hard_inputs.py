@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.extract.stage import extract_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def raw_pdf(objects: list[bytes]) -> bytes:
