@@ -213,7 +213,7 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        C_sentiment: float = 10.0,
+        C_sentiment: float = 30.0,
         C_qi: float = 3.0,
         second_code_weight: float = 0.5,
         area_smoothing: float = 0.2,

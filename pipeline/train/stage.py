@@ -31,7 +31,7 @@ from pipeline.train.segments import Segments, encode, labels
 log = get_logger(__name__)
 
 DEFAULTS: dict[str, Any] = {
-    "C_sentiment": 10.0,
+    "C_sentiment": 30.0,  # chosen leave-one-report-out over all ten reports (3, 10, 30, 100)
     "C_qi": 3.0,
     "second_code_weight": 0.5,  # training weight of an annotator's second QI code
     "area_smoothing": 0.2,  # label smoothing spread over the main code's QI area
@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "bare_model": True,  # a second model, trained without part/kind/heading, for rows lacking them
     "encoder": "mpnet",  # sentence encoder of both models: mpnet or minilm (pipeline.embed)
     "embedding_cache": "",  # optional .npz cache of the encoder's vectors
+    # fp32, or int8: the encoder's int8-quantised ONNX export (CPU); recorded in the
+    # manifest, and classify encodes with the precision the models were trained on
+    "encoder_precision": "fp32",
 }
 
 
@@ -52,6 +55,9 @@ def settings(params: dict[str, Any] | None) -> dict[str, Any]:
     """DEFAULTS overlaid with ``params`` (the one merger), then the checks it cannot make."""
     merged = resolve("train", DEFAULTS, params)
     check_name(merged["encoder"], "train.encoder")
+    from pipeline.embed.runtime import check_precision
+
+    check_precision(merged["encoder_precision"], "train.encoder_precision")
     return merged
 
 
@@ -81,7 +87,8 @@ def frozen_encoder(params: dict[str, Any]):
     """The configured packaged encoder, through the embedding cache when one is set."""
     from pipeline.embed.stage import EmbeddingCache
 
-    return EmbeddingCache(params["embedding_cache"] or None, params["encoder"])
+    return EmbeddingCache(params["embedding_cache"] or None, params["encoder"],
+                          precision=params["encoder_precision"])
 
 
 def temperatures(
