@@ -19,9 +19,11 @@ import numpy as np
 
 from pipeline.core.cache import ReportCache, code_key, key_of
 from pipeline.core.engine import Limits, run_tasks
+from pipeline.core.errors import InputError
 from pipeline.core.io import read_jsonl, sha256_file, text_hash, write_jsonl
 from pipeline.core.log import get_logger
-from pipeline.embed.stage import EmbeddingCache, stored_encoder
+from pipeline.embed.runtime import check_precision
+from pipeline.embed.stage import EmbeddingCache, encoder_tag, stored_encoder
 from pipeline.label.marks import mark_labelled
 from pipeline.train.model import SegmentClassifier, labels_from_scores
 from pipeline.train.persist import load_models as _load
@@ -44,10 +46,47 @@ class Models:
         """The frozen encoder the models were trained with."""
         return str(self.info["params"]["encoder"])
 
+    @property
+    def precision(self) -> str:
+        """The encoder precision the models were trained with (``fp32`` for models
+        written before it was recorded)."""
+        return precision_of(self)
+
+    def frozen_encoder(self, path: str | Path | None = None,
+                       device: str = "auto") -> EmbeddingCache:
+        """An embedding cache (in memory without ``path``) giving the vectors these
+        models were trained on: their encoder, at their precision."""
+        return models_encoder(self, path, device)
+
+
+def precision_of(models: Any) -> str:
+    """The encoder precision in the models' manifest info (``fp32`` where it is not
+    recorded: models written before it was)."""
+    return str((models.info.get("params") or {}).get("encoder_precision", "fp32"))
+
+
+def models_encoder(models: Any, path: str | Path | None = None,
+                   device: str = "auto") -> EmbeddingCache:
+    """See :meth:`Models.frozen_encoder`."""
+    return EmbeddingCache(path, models.encoder, device, precision_of(models))
+
+
+def check_encoder(models: Models, encoder: Any) -> None:
+    """Refuse an embedding cache of another encoder or precision than the models':
+    vectors of an int8 encoder fed to fp32-trained models (or the reverse) would
+    shift every prediction a little, silently."""
+    tag = getattr(encoder, "tag", None)
+    wanted = encoder_tag(models.encoder, precision_of(models))
+    if tag is not None and tag != wanted:
+        raise InputError("classify", f"the models were trained on {wanted} vectors but "
+                                     f"were given {tag} vectors")
+
 
 def load_models(model_dir: Path) -> Models:
     """Load and verify the models written by the train stage (InputError if unusable)."""
-    return Models(*_load(Path(model_dir)))
+    models = Models(*_load(Path(model_dir)))
+    check_precision(models.precision, "encoder_precision in the model manifest")
+    return models
 
 
 def classify(
@@ -73,7 +112,8 @@ def predict_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sentiment probabilities in ``SENTIMENTS`` order, QI probabilities in ``QI_CODES``
     order), one row per segment: what ``classify`` labels from and ``evaluate`` scores."""
-    encoder = frozen_encoder or EmbeddingCache(None, models.encoder)
+    encoder = frozen_encoder or models_encoder(models)
+    check_encoder(models, encoder)
     sent, qi = models.classifier.predict_proba(encode(segments, encoder))
     return sent, qi
 
@@ -119,7 +159,7 @@ def _classify_task(model_dir: str, rows: list[dict], vectors: dict[str, Any],
                    device: str) -> list[dict]:
     """What a Dask worker runs: one report, with the vectors the embed stage already has."""
     models, _ = loaded_models(Path(model_dir))
-    cache = EmbeddingCache(None, models.encoder, device)
+    cache = models_encoder(models, None, device)
     cache._vectors.update(vectors)
     return classify(rows, models, cache)
 
@@ -154,8 +194,8 @@ def classify_file(
     todo = [report for report in groups if report not in done]
     cache = None
     if todo and embeddings and Path(embeddings).exists() \
-            and stored_encoder(embeddings) == models.encoder:
-        cache = EmbeddingCache(embeddings, models.encoder, device)
+            and stored_encoder(embeddings) == encoder_tag(models.encoder, precision_of(models)):
+        cache = models_encoder(models, embeddings, device)
     if todo and scheduler:
         known = cache._vectors if cache is not None else {}
         tasks = []
@@ -169,7 +209,7 @@ def classify_file(
             done[outcome.label] = outcome.value
     elif todo:
         rows = classify([row for report in todo for row in groups[report]], models,
-                        cache or EmbeddingCache(None, models.encoder, device))
+                        cache or models_encoder(models, None, device))
         for report, part in by_report(rows).items():
             done[report] = part
     for report in todo:

@@ -23,14 +23,21 @@ DEFAULT_ENCODER = "minilm"
 
 
 def encode(
-    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int = 16,
-    device: str = "auto",
+    texts: list[str], encoder: str = DEFAULT_ENCODER, batch_size: int | None = None,
+    device: str = "auto", precision: str = "fp32",
 ) -> np.ndarray:
     """Unit-normalised embeddings, one row per text, float32 (on a GPU when ``device``
-    is ``auto`` and there is one, or ``cuda``)."""
+    is ``auto`` and there is one, or ``cuda``; ``int8``: the quantised encoder)."""
     if not texts:
         return np.zeros((0, DIMENSIONS[encoder]), dtype=np.float32)
-    return encoder_runtime.load(encoder, device).encode(texts, batch_size=batch_size)[0]
+    return encoder_runtime.load(encoder, device, precision).encode(
+        texts, batch_size=batch_size)[0]
+
+
+def encoder_tag(encoder: str, precision: str = "fp32") -> str:
+    """What a cache records as its filler: the encoder, ``:int8`` added when quantised
+    (so fp32 and int8 vectors are never mixed)."""
+    return encoder if precision == "fp32" else f"{encoder}:{precision}"
 
 
 class EmbeddingCache:
@@ -43,12 +50,14 @@ class EmbeddingCache:
     """
 
     def __init__(self, path: str | Path | None, encoder: str = DEFAULT_ENCODER,
-                 device: str = "auto"):
+                 device: str = "auto", precision: str = "fp32"):
         self.path = Path(path) if path else None
         self.encoder = check_name(encoder)
         self.device = device
+        self.precision = encoder_runtime.check_precision(precision, "encoder precision")
+        self.tag = encoder_tag(self.encoder, self.precision)
         self._vectors: dict[str, np.ndarray] = {}
-        if self.path and self.path.exists() and stored_encoder(self.path) == encoder:
+        if self.path and self.path.exists() and stored_encoder(self.path) == self.tag:
             with np.load(self.path, allow_pickle=False) as data:
                 for key, vec in zip(data["keys"], data["vectors"], strict=True):
                     self._vectors[str(key)] = vec
@@ -56,13 +65,14 @@ class EmbeddingCache:
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.embed(texts)
 
-    def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         keys = [text_hash(t) for t in texts]
         missing = sorted(
             {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
         )
         if missing:
-            new = encode([t for _, t in missing], self.encoder, batch_size, self.device)
+            new = encode([t for _, t in missing], self.encoder, batch_size, self.device,
+                         self.precision)
             for (key, _), vec in zip(missing, new, strict=True):
                 self._vectors[key] = vec
         return self._stack(keys)
@@ -78,7 +88,8 @@ class EmbeddingCache:
                 wanted.setdefault(text, []).append(span)
         if wanted:
             todo = sorted(wanted)
-            vectors, pooled = encoder_runtime.load(self.encoder, self.device).encode(
+            vectors, pooled = encoder_runtime.load(
+                self.encoder, self.device, self.precision).encode(
                 todo, [wanted[t] for t in todo])
             for text, vec, span_vecs in zip(todo, vectors, pooled, strict=True):
                 self._vectors[text_hash(text)] = vec
@@ -114,7 +125,7 @@ class EmbeddingCache:
         )
         with atomic_write(self.path, "wb") as fh:
             np.savez(fh, keys=np.array(keys, dtype="U40"), vectors=vectors,
-                     encoder=np.array(self.encoder))
+                     encoder=np.array(self.tag))
 
 
 def _span_key(text: str, span: tuple[int, int]) -> str:
@@ -122,7 +133,8 @@ def _span_key(text: str, span: tuple[int, int]) -> str:
 
 
 def stored_encoder(path: str | Path) -> str:
-    """The encoder that filled a cache file (caches written before it was recorded: MiniLM)."""
+    """The encoder that filled a cache file, as :func:`encoder_tag` writes it (caches
+    written before it was recorded: MiniLM)."""
     with np.load(path, allow_pickle=False) as data:
         return str(data["encoder"]) if "encoder" in data.files else "minilm"
 

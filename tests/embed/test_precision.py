@@ -1,0 +1,87 @@
+"""Encoder precision (fp32 or int8) and the ONNX Runtime session settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.core.errors import InputError
+from pipeline.embed import runtime as encoder_runtime
+from pipeline.embed.stage import EmbeddingCache, encoder_tag, stored_encoder
+
+TEXTS = [
+    "The partnership had a clear vision for improving outcomes for children.",
+    "Not all staff were confident in recognising neglect.",
+    "Leaders knew their services well, although self-evaluation was at an early stage.",
+    "Chronologies were of variable quality.",
+]
+
+
+@pytest.fixture
+def runtime_cache(tmp_path, monkeypatch):
+    """A fresh cache folder: MiniLM is exported (and quantised) into it."""
+    monkeypatch.setenv("INSPECTIONS_CACHE", str(tmp_path))
+    encoder_runtime._load.cache_clear()
+    yield tmp_path
+    encoder_runtime._load.cache_clear()
+
+
+def test_session_options_use_every_core_one_operator_at_a_time():
+    import onnxruntime as ort
+
+    options = encoder_runtime.session_options()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.intra_op_num_threads == encoder_runtime.cpu_threads() >= 1
+    assert options.inter_op_num_threads == 1
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+
+
+def test_an_unknown_precision_is_a_one_line_params_error():
+    from pipeline.train.stage import settings
+
+    with pytest.raises(InputError) as err:
+        settings({"encoder_precision": "fp16"})
+    message = str(err.value)
+    assert "params" in message and "train.encoder_precision" in message
+    assert "fp32, int8" in message and "\n" not in message
+    assert settings({"encoder_precision": "int8"})["encoder_precision"] == "int8"
+    with pytest.raises(InputError, match="encoder precision"):
+        EmbeddingCache(None, "minilm", precision="int4")
+
+
+def test_int8_vectors_are_close_to_fp32_and_cached_beside_them(runtime_cache):
+    fp32, _ = encoder_runtime.load("minilm", "cpu").encode(TEXTS)
+    int8, _ = encoder_runtime.load("minilm", "cpu", "int8").encode(TEXTS)
+    files = sorted(p.name for p in (runtime_cache / "onnx").iterdir())
+    assert len(files) == 2 and any("-int8" in f for f in files)  # no partial files left
+    assert int8.shape == fp32.shape and int8.dtype == np.float32
+    assert not np.allclose(int8, fp32)  # it is the quantised graph that ran
+    assert (int8 * fp32).sum(axis=1).min() > 0.98
+
+
+def test_a_cache_keeps_fp32_and_int8_vectors_apart(tmp_path):
+    path = tmp_path / "emb.npz"
+    cache = EmbeddingCache(path, "minilm", precision="int8")
+    cache.add(["a sentence"], np.ones((1, 384), np.float32))
+    cache.save()
+    assert stored_encoder(path) == encoder_tag("minilm", "int8") == "minilm:int8"
+    assert not EmbeddingCache(path, "minilm")._vectors
+    assert len(EmbeddingCache(path, "minilm", precision="int8")._vectors) == 1
+
+
+def test_the_manifest_records_the_precision_and_classify_refuses_a_mismatch(monkeypatch):
+    from pipeline.classify import stage as classify_stage
+    from pipeline.train.stage import settings
+
+    params = settings({"encoder": "minilm", "encoder_precision": "int8"})
+    models = classify_stage.Models(classifier=None, info={"params": params})
+    assert models.precision == "int8"
+    assert models.frozen_encoder().tag == "minilm:int8"
+    with pytest.raises(InputError, match="trained on minilm:int8 vectors.*given minilm "):
+        classify_stage.predict_scores([{"text": "x"}], models, EmbeddingCache(None, "minilm"))
+    # a model folder written before the precision was recorded is fp32
+    assert classify_stage.Models(None, {"params": {"encoder": "minilm"}}).precision == "fp32"
+    monkeypatch.setattr(classify_stage, "_load", lambda folder: (
+        None, {"params": {"encoder": "minilm", "encoder_precision": "int3"}}))
+    with pytest.raises(InputError, match="encoder_precision in the model manifest"):
+        classify_stage.load_models("anywhere")
