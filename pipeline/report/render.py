@@ -352,10 +352,12 @@ def summary_sentences(ctx: dict[str, Any], benchmark: dict[str, Any]) -> dict[st
     if ctx["thin_qis"] or ctx["missing_qis"]:
         thin = "; ".join(f"{s['qi']} {s['title']} ({s['focus'].get('n')} sentence"
                          f"{'s' if s['focus'].get('n') != 1 else ''})" for s in ctx["thin_qis"])
+        missing = ", ".join(f"{s['qi']} {s['title']}" for s in ctx["missing_qis"])
         more.append(
             f"Thin evidence (fewer than {p['min_segments']} sentences in the report on "
-            f"{focus}): {thin or 'none'}; no evidence at all on {len(ctx['missing_qis'])} "
-            "indicator(s). These are marked and should be read as indicative only.")
+            f"{focus}): {thin or 'none'}"
+            + (f"; no evidence at all on {missing}" if missing else "")
+            + ". These are marked and should be read as indicative only.")
     focus_row = next((r for r in ctx["grades"]["rows"] if r["focus"]), None)
     if focus_row:
         official = [f"{ctx['grades']['titles'].get(c['code'], c['code'])}: {c['official']}"
