@@ -96,7 +96,9 @@ def evaluate_held_out(
     if encoder is None:
         from pipeline.embed.stage import EmbeddingCache
 
-        encoder = EmbeddingCache(None, info["params"]["encoder"])
+        params = info["params"]
+        encoder = EmbeddingCache(None, params["encoder"],
+                                 precision=params.get("encoder_precision", "fp32"))
     sent, qi = classifier.predict_proba(encode(rows, encoder))
     scores = score(rows, sent, qi)
     pred = [SENTIMENTS[i] for i in sent.argmax(axis=1)]

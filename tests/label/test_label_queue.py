@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.core.errors import InputError
 from pipeline.core.io import text_hash, write_jsonl
 from pipeline.label import queue as q
 from pipeline.train.data import read_label_file
@@ -114,10 +115,14 @@ def test_queue_rows_are_label_rows_with_the_guess_and_context(tmp_path: Path) ->
     assert middle["previous_sentence"].startswith("Most children")
     assert middle["next_sentence"].startswith("The panel met")
     assert middle["suggested_scores"]["qi"] == {"5.3": 0.4, "2.1": 0.38, "none": 0.22}
-    # The label reader takes the queue file as it is (extra fields ignored).
+    # Queue rows are label rows in form, but the reader takes them only once a person has
+    # answered (the status gone): a queue dropped into data/labels trains on nothing.
     path = tmp_path / "queue.jsonl"
-    write_jsonl(path, lines)
+    write_jsonl(path, [{k: v for k, v in line.items() if k != "status"} for line in lines])
     assert [r["text"] for r in read_label_file(path)] == [line["text"] for line in lines]
+    write_jsonl(path, lines)
+    with pytest.raises(InputError, match="holds no labelled rows"):
+        read_label_file(path)
 
 
 def test_load_vectors_by_text_hash(tmp_path: Path) -> None:
