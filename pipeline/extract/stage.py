@@ -281,8 +281,10 @@ def extract_path(paths: list[Path], out_dir: Path, keep_going: bool = False,
             write_json(out_dir / f"{path.stem}.json", _document(path, outcome.value))
     if tasks or cache.hits:
         log.info("extract: %d PDFs read, %d from the cache", len(tasks), cache.hits)
-    failed = {Path(e.path).stem for e in errors if e.path}
-    _remove_stale(out_dir, {path.stem for path, _ in todo} - failed)
+    # By file, not by stem: a second file with the same stem that was refused must not
+    # take the first one's output with it.
+    failed = {str(e.path) for e in errors if e.path}
+    _remove_stale(out_dir, {path.stem for path, _ in todo if str(path) not in failed})
     cache.prune()
     errors.sort(key=lambda e: e.path or "")
     write_json(out_dir / "errors.json", error_rows(errors, "extract"))

@@ -578,7 +578,7 @@ def test_extract_path_writes_json_and_collects_failures(tmp_path):
     written = json.loads((out / "good.json").read_text(encoding="utf-8"))
     assert written["report_id"] == "good" and len(written["pages"]) == 2
     assert json.loads((out / "errors.json").read_text(encoding="utf-8")) == [
-        {"file": e.path, "reason": e.reason} for e in errors]
+        {"file": e.path, "reason": e.reason, "stage": "extract"} for e in errors]
     assert sorted(os.listdir(out)) == ["errors.json", "good.json"]  # no temporary files
     with pytest.raises(InputError, match="encrypted"):
         extract_path([files["encrypted"]], out, keep_going=False, params=None)
