@@ -268,14 +268,12 @@ def test_run_reads_stage_outputs(tmp_path):
     assert (tmp_path / "out" / "comparison.html").exists()
 
 
-def test_compare_then_report_stage_write_benchmark_report_and_plots(tmp_path):
+def _stage_inputs(tmp_path, segments, vectors, reports):
+    """segments.jsonl, reports.jsonl and the themes stage's output for the stage tests."""
     import json
 
-    from pipeline.compare import stage as compare
-    from pipeline.core.errors import InputError
     from pipeline.core.io import text_hash
 
-    segments, vectors, reports = build_corpus()
     seg_path = tmp_path / "segments.jsonl"
     seg_path.write_text("".join(json.dumps(s) + "\n" for s in segments))
     rep_path = tmp_path / "reports.jsonl"
@@ -284,6 +282,16 @@ def test_compare_then_report_stage_write_benchmark_report_and_plots(tmp_path):
     np.savez(emb_path, keys=np.array([text_hash(s["text"]) for s in segments], dtype="U40"),
              vectors=vectors)
     themes.run(seg_path, emb_path, tmp_path / "themes", {"n_themes": 4, "min_df": 2})
+    return seg_path, rep_path
+
+
+def test_compare_then_report_stage_write_benchmark_report_and_plots(tmp_path):
+    import json
+
+    from pipeline.compare import stage as compare
+    from pipeline.core.errors import InputError
+
+    seg_path, rep_path = _stage_inputs(tmp_path, *build_corpus())
     out = tmp_path / "reports"
     bench = compare.run(seg_path, rep_path, tmp_path / "themes", out,
                         {"n_draws": 200, "calibration_trials": 20}, "realburgh")
@@ -312,20 +320,12 @@ def test_report_marks_labelled_sentences_and_lists_pdfs_not_analysed(tmp_path):
     import json
 
     from pipeline.core.errors import InputError
-    from pipeline.core.io import text_hash
 
     segments, vectors, reports = build_corpus()
     focus = next(s["partnership"] for s in segments)
     for s in segments:  # the focus's own sentences were labelled and trained on
         s["labelled"] = s["partnership"] == focus
-    seg_path = tmp_path / "segments.jsonl"
-    seg_path.write_text("".join(json.dumps(s) + "\n" for s in segments))
-    rep_path = tmp_path / "reports.jsonl"
-    rep_path.write_text("".join(json.dumps(r) + "\n" for r in reports))
-    emb_path = tmp_path / "emb.npz"
-    np.savez(emb_path, keys=np.array([text_hash(s["text"]) for s in segments], dtype="U40"),
-             vectors=vectors)
-    themes.run(seg_path, emb_path, tmp_path / "themes", {"n_themes": 4, "min_df": 2})
+    seg_path, rep_path = _stage_inputs(tmp_path, segments, vectors, reports)
     out = tmp_path / "reports"
     bench = benchmark.run(seg_path, rep_path, tmp_path / "themes" / "themes.json", None, out,
                           focus, {"n_draws": 200, "calibration_trials": 20})
