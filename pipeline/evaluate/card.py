@@ -199,8 +199,10 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "on real text than above: the reports written in the inspectorate's own idiom "
         "(polite shortfalls, plain descriptions) are the closer guide, and the per-report "
         "table shows them apart.",
-        f"- Neutral is {_class_count(metrics, 'neutral')} of the labelled sentences: its F1 "
-        "rests on few sentences and is the least reliable figure.",
+        f"- Neutral is {_class_count(metrics, 'neutral')} labelled sentences, almost all "
+        "in the reports written in the inspectorate's idiom, where they are 13% of the "
+        "evaluative sentences; real reports hold fewer (2-3%), so expect neutral's "
+        "precision on real text to be lower than its figure here.",
         "- Only the 2018-2020 report structure (five questions, Appendix 1) is known to the "
         "context features; segments of other generations, whose parts it does not name, are "
         "read by the model trained without context (see 'Without context' above).",
@@ -209,16 +211,16 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
         "- The Appendix 1 rationales for 2.1 and 2.2 share a heading; the model tells them "
         "apart by wording and neighbours, or by an explicit '2.2 Impact on families' segment "
         "where the segmenter keeps one.",
-        "- On real text, findings that read like plain description (what a committee does, "
-        "how leaders are organised) can come out neutral; `train.neutral_prior` shifts the "
-        "neutral prior for evaluative parts if that proves common.",
-        "- Speed: on two CPU cores, classifying a new 400-sentence report from cold took "
-        "12.7 s (8.4 s of it mpnet encoding through ONNX Runtime, the rest importing, "
-        "loading and starting the encoder); with `train.encoder_precision: int8` (the "
-        "encoder's int8-quantised copy, vectors at cosine 0.991 to fp32's) 8.4 s, with "
-        "leave-one-report-out figures within 0.003 of fp32's. `train.encoder: minilm` is "
-        "faster still and 0.03-0.04 less accurate on sentiment (see the README's measured "
-        "figures).",
+        "- Plain descriptions of a service or a group are the commonest misreading (read as "
+        "positive; see above). A prior shift of the neutral class (`train.neutral_prior`) "
+        "was measured leave-one-report-out and did not help: it lost as many true findings "
+        "as it saved descriptions.",
+        "- Speed: on two CPU cores, classifying a new 400-sentence report from cold takes "
+        f"about {'8.4' if params.get('encoder_precision') == 'int8' else '12.7'} s "
+        f"(encoder at {params.get('encoder_precision', 'fp32')}; the int8-quantised encoder "
+        "gives vectors at cosine 0.991 to fp32's and leave-one-report-out figures within "
+        "0.003 of them, 8.4 s against 12.7 s). `train.encoder: minilm` is faster still and "
+        "0.03-0.04 less accurate on sentiment (see the README's measured figures).",
         "- Labels are one writer's; a second annotator agreed on about 97% of sentiments and "
         "85% of main QIs, which caps what any model can show.",
         "",
