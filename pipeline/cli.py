@@ -386,6 +386,11 @@ def compare(
                      help="Out-of-report predictions from `evaluate --predictions`: the grade "
                           "predictor learns from these instead of the in-sample labels."),
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Folder kept between runs for the intervals' "
+                                     "calibration (it depends on the parameters only)."),
+    ] = None,
     params: ParamsOpt = None,
 ) -> None:
     """Benchmark the focus partnership against its peers (benchmark.json)."""
@@ -402,6 +407,7 @@ def compare(
         focus=focus_name(focus, params),
         reference=reference,
         training=training_predictions,
+        cache=cache,
     )
     log.info("benchmark -> %s", written)
 

@@ -153,6 +153,7 @@ def run_all(
         section("compare", compare.DEFAULTS, params_path),
         name,
         reference,
+        cache=out / "cache" / "compare",
     )
     clock.start("report")
     log.info("writing the report")

@@ -24,6 +24,7 @@ def run(
     focus: str,
     reference: Path | None = None,
     training: Path | None = None,
+    cache: Path | None = None,
 ) -> Path:
     """Write ``out_dir/benchmark.json``; returns its path. ``training``: the evaluate
     stage's out-of-report predictions, which the grade predictor learns from."""
@@ -36,5 +37,6 @@ def run(
         focus,
         params,
         training_path=training,
+        cache_dir=cache,
     )
     return Path(out_dir) / "benchmark.json"

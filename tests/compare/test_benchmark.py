@@ -377,3 +377,21 @@ def test_grade_predictor_learns_from_out_of_report_readings():
     # The focus is still read from its own classified segments.
     assert result["reports"][0]["predicted_grades"]["9"]["features"] == \
         plain["reports"][0]["predicted_grades"]["9"]["features"]
+
+
+def test_calibration_is_computed_once_per_parameters(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(p):
+        calls.append(p["prior"])
+        return {"prior": p["prior"]}
+
+    monkeypatch.setattr(bm.iv, "calibration", fake)
+    p = bm.resolve("compare", bm.DEFAULTS, {})
+    assert bm.cached_calibration(p, tmp_path) == {"prior": p["prior"]}
+    assert bm.cached_calibration(p, tmp_path) == {"prior": p["prior"]}
+    assert len(calls) == 1  # the second run read the cache
+    other = {**p, "prior": 1.0}
+    assert bm.cached_calibration(other, tmp_path) == {"prior": 1.0} and len(calls) == 2
+    assert len(list(tmp_path.glob("*.json"))) == 1  # the unused entry was pruned
+    assert bm.cached_calibration(p, None) == {"prior": p["prior"]} and len(calls) == 3
