@@ -76,9 +76,9 @@ def main() -> None:
             print(f"{f'classify {len(segments)} sentences (cold: encodes all), run {k + 1}':58s} "
                   f"{cold[-1]:7.1f} s", flush=True)
         print(f"{'classify cold, median of 3':58s} {statistics.median(cold):7.1f} s")
-        from pipeline.embed.stage import EmbeddingCache
+        from pipeline.classify.stage import models_encoder
 
-        cache = EmbeddingCache(None, models.encoder)
+        cache = models_encoder(models)  # the models' encoder at their precision
         cache.embed([s["text"] for s in segments])  # what the embed stage does ahead
         timed(f"classify a {len(segments)}-sentence report (sentence vectors cached)",
               lambda: classify(segments, models, cache))

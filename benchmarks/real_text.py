@@ -32,7 +32,11 @@ from sklearn.metrics import cohen_kappa_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.classify.stage import classify, load_models  # noqa: E402
+from pipeline.classify.stage import (  # noqa: E402
+    classify,
+    load_models,
+    models_encoder,  # noqa: E402
+)
 from pipeline.compare.benchmark import cell_counts  # noqa: E402
 from pipeline.core.schema import SENTIMENTS, qi_area  # noqa: E402
 from pipeline.embed.stage import EmbeddingCache  # noqa: E402
@@ -100,11 +104,11 @@ def main() -> None:
 
     started = time.perf_counter()
     models = load_models(args.model)
-    cache = EmbeddingCache(None, models.encoder)
+    cache = models_encoder(models)  # the models' encoder at their precision
     real, para = segments_of(real_pdf), segments_of(args.paraphrase)
     real_out, para_out = classify(real, models, cache), classify(para, models, cache)
     # pairs are always found with mpnet, so that models on other encoders meet the same pairs
-    align = cache if models.encoder == ALIGN_ENCODER else EmbeddingCache(None, ALIGN_ENCODER)
+    align = EmbeddingCache(None, ALIGN_ENCODER)
     vr = align([r["text"] for r in real])
     vp = align([r["text"] for r in para])
     pairs = mutual_pairs(real, para, vr, vp, args.min_sim)

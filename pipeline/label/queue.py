@@ -263,8 +263,8 @@ def scored_segments(path: Path, model_dir: Path, embeddings: Path | None) -> lis
     models = load_models(model_dir)
     cache = None
     if embeddings is not None and Path(embeddings).exists():
-        from pipeline.embed.stage import EmbeddingCache, stored_encoder
+        from pipeline.classify.stage import models_encoder
 
-        if stored_encoder(embeddings) == models.encoder:
-            cache = EmbeddingCache(embeddings, models.encoder)
+        # A cache filled by another encoder or precision is ignored, not mixed in.
+        cache = models_encoder(models, embeddings)
     return classify_rows(rows, models, cache)
