@@ -156,8 +156,11 @@ def top_phrases(
     """
     chosen: list[tuple[str, float]] = []
     # Stable order: score descending, then phrase, so ties never depend on hashing.
-    order = sorted(range(len(vocab)), key=lambda i: (-float(scores[i]), str(vocab[i])))
-    pool = [i for i in order if float(scores[i]) > min_score][: max(50, 20 * n)]
+    # numpy's lexsort rather than sorted() with a key: the distinctive phrases of every
+    # partnership sort the whole vocabulary, which at 100 reports took 4 s in Python.
+    scores = np.asarray(scores, dtype=float)
+    order = np.lexsort((np.asarray(vocab, dtype=str), -scores))
+    pool = [int(i) for i in order[scores[order] > min_score][: max(50, 20 * n)]]
     for i in pool:
         phrase, score = str(vocab[i]), float(scores[i])
         clash = [j for j, (p, _) in enumerate(chosen) if _overlaps(phrase, p)]

@@ -159,6 +159,27 @@ def test_phrases_keep_inner_stop_words_and_prefer_longer_phrases():
     assert [p for p, _ in picked] == ["looked after children", "ferry"]
 
 
+def test_top_phrases_break_score_ties_by_phrase():
+    vocab = np.array(["ferry", "carers", "pupils", "police"])
+    picked = ctfidf.top_phrases(np.array([0.5, 0.5, 0.9, -np.inf]), vocab, 3)
+    assert picked == [("pupils", 0.9), ("carers", 0.5), ("ferry", 0.5)]
+
+
+def test_k_is_chosen_on_a_sample_of_a_large_corpus():
+    segments, x = make_corpus(per_topic=60)
+    whole = themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS, "k_sample": 0})
+    sampled = themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS,
+                                                      "k_sample": 80})
+    assert whole[0] == sampled[0] == 4
+    assert whole[1] != sampled[1]  # the silhouettes come from different points
+    # A sample larger than the corpus is the corpus.
+    assert themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS,
+                                                  "k_sample": 10_000}) == whole
+    # Too small a sample for the candidates falls back to k_min, never crashes.
+    assert themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS, "k_min": 2,
+                                                  "k_sample": 2})[0] == 2
+
+
 def test_run_writes_outputs(tmp_path):
     segments, x = make_corpus()
     seg_path = tmp_path / "segments.jsonl"
