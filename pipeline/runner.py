@@ -96,7 +96,7 @@ def run_all(
         scheduler = str(section("engine", engine.DEFAULTS, params_path)["scheduler"])
     embed_params = section("embed", embed.DEFAULTS, params_path)
     select_device(embed_params["device"])
-    engine.preload("pipeline.extract.stage", "pipeline.segment.preload")
+    engine.preload(*extract.PRELOAD, "pipeline.segment.preload")
     errors: list[InputError] = []
 
     clock.start("extract")
