@@ -64,6 +64,15 @@ log = get_logger(__name__)
 _PRELOAD: list[str] = []
 
 
+def cores() -> int:
+    """Cores this process may run on (the affinity mask, which containers narrow;
+    ``os.cpu_count`` counts the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def preload(*modules: str) -> None:
     """Have the forkserver import ``modules`` when it starts (no effect once started:
     ``inspections run`` names every stage's modules before its first stage)."""
@@ -86,7 +95,7 @@ class Limits:
     section: str = "extract"
 
     def worker_count(self, tasks: int) -> int:
-        wanted = self.workers if self.workers > 0 else (os.cpu_count() or 1)
+        wanted = self.workers if self.workers > 0 else cores()
         return max(1, min(wanted, tasks))
 
     def timeout_reason(self) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from pipeline.core.errors import InputError
 
 
@@ -57,10 +59,20 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def loads(text: str) -> Any:
+    """``json.loads``, parsed by orjson (three to four times faster: a 100-report corpus
+    is read several times a run); what orjson refuses (NaN, Infinity) or cannot parse
+    goes to ``json``, which accepts the first and raises its usual error on the rest."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -82,7 +94,7 @@ def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads(line)
         except json.JSONDecodeError as err:
             raise InputError(path, f"line {lineno} is not valid JSON ({err.msg})") from None
         if not isinstance(row, dict):

@@ -213,11 +213,10 @@ def quantize(fp32_path: Path, target: Path) -> Path:
 
 
 def cpu_threads() -> int:
-    """Cores this process may run on (the affinity mask, which containers narrow)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Cores this process may run on (:func:`pipeline.core.engine.cores`)."""
+    from pipeline.core.engine import cores
+
+    return cores()
 
 
 def session_options():

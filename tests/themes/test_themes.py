@@ -167,17 +167,35 @@ def test_top_phrases_break_score_ties_by_phrase():
 
 def test_k_is_chosen_on_a_sample_of_a_large_corpus():
     segments, x = make_corpus(per_topic=60)
-    whole = themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS, "k_sample": 0})
-    sampled = themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS,
-                                                      "k_sample": 80})
-    assert whole[0] == sampled[0] == 4
-    assert whole[1] != sampled[1]  # the silhouettes come from different points
+    x = themes._normalise(x)
+    params = {**themes.DEFAULTS, **PARAMS}
+    whole = themes.choose_k(x, {**params, "k_sample": 0})
+    sampled = themes.choose_k(x, {**params, "k_sample": 80})
+    assert whole.k == sampled.k == 4
+    assert not whole.sampled and sampled.sampled
+    assert whole.silhouette != sampled.silhouette  # scored on different points
+    assert len(whole.labels) == len(x) and len(sampled.labels) == 80
     # A sample larger than the corpus is the corpus.
-    assert themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS,
-                                                  "k_sample": 10_000}) == whole
+    larger = themes.choose_k(x, {**params, "k_sample": 10_000})
+    assert larger.silhouette == whole.silhouette and not larger.sampled
     # Too small a sample for the candidates falls back to k_min, never crashes.
-    assert themes.choose_k(themes._normalise(x), {**themes.DEFAULTS, **PARAMS, "k_min": 2,
-                                                  "k_sample": 2})[0] == 2
+    assert themes.choose_k(x, {**params, "k_min": 2, "k_sample": 2}).k == 2
+
+
+def test_a_sample_s_clustering_is_refined_on_the_whole_corpus():
+    segments, x = make_corpus(per_topic=60)
+    x = themes._normalise(x)
+    topic = np.repeat(np.arange(len(TOPICS)), 60)
+    labels, centroids, choice = themes.cluster(x, {**themes.DEFAULTS, **PARAMS, "k_sample": 80})
+    assert choice.sampled and len(labels) == len(x) and centroids.shape == (4, DIM)
+    # Every topic is one theme and every theme one topic.
+    assert {(t, lab) for t, lab in zip(topic, labels, strict=True)} == \
+        {(t, labels[topic == t][0]) for t in range(4)}
+    assert len(set(labels.tolist())) == 4
+    # Unsampled, the clustering made while choosing k is the final one.
+    whole, _, choice = themes.cluster(x, {**themes.DEFAULTS, **PARAMS, "k_sample": 0})
+    assert not choice.sampled and np.array_equal(whole, choice.labels)
+    assert np.array_equal(whole, themes._kmeans(x, 4, 0, themes.DEFAULTS["n_init"])[0])
 
 
 def test_run_writes_outputs(tmp_path):
