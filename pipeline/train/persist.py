@@ -43,6 +43,57 @@ TRUSTED_TYPES = [
 ]
 
 
+def stable_skops(data: bytes) -> bytes:
+    """The same skops archive, byte for byte the same on every run.
+
+    skops names objects and their array files after ``id()``, a memory address, and
+    stamps each archive entry with the time, so two fits with identical models wrote
+    different bytes (and DVC saw a new model each run). Here ids become 1, 2, ... in
+    the order the schema first mentions them, array files are renamed to match, and
+    entries carry a fixed date; the loaded model is the same object.
+    """
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    ids: dict[str, str] = {}
+
+    def renumber(value: Any) -> str:
+        return ids.setdefault(str(value), str(len(ids) + 1))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__":
+                    out[key] = int(renumber(value))
+                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                    out[key] = f"{renumber(value[:-4])}.npy"
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(schema)
+    renamed = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
+    for name, content in entries.items():
+        if name.endswith(".npy") and name[:-4] in ids:
+            renamed[f"{ids[name[:-4]]}.npy"] = content
+        elif name != "schema.json":
+            renamed[name] = content
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name in sorted(renamed, key=lambda n: (n != "schema.json", n)):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)),
+                             renamed[name])
+    return buffer.getvalue()
+
+
 def save_models(
     out_dir: Path, classifier: Any, info: dict[str, Any],
     files: dict[str, Callable[[Path], None]] | None = None,
@@ -53,7 +104,7 @@ def save_models(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / CLASSIFIER_FILE, "wb") as fh:
-        fh.write(sio.dumps(classifier))
+        fh.write(stable_skops(sio.dumps(classifier)))
     files = files or {}
     for name, write in files.items():
         write(out_dir / name)

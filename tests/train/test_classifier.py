@@ -825,3 +825,19 @@ def test_second_stage_keeps_the_first_stages_neutral(tiny_model):
     neutral = SENTIMENTS.index("neutral")
     assert np.allclose(final[:, neutral], first[:, neutral], atol=1e-6)
     assert np.allclose(final.sum(axis=1), 1, atol=1e-6)
+
+
+def test_the_same_model_saves_to_the_same_bytes(tiny_model, tmp_path):
+    """skops names arrays after memory addresses and stamps the time; a saved model
+    must not depend on either (DVC would see a new model every run)."""
+    from pipeline.train.persist import save_models
+
+    model, X, _ = tiny_model
+    first = save_models(tmp_path / "a", model, {"reports": ["f01"]}).parent
+    refit = SegmentClassifier(C_sentiment=5.0, C_qi=2.0).fit(X, tiny_model[2])
+    second = save_models(tmp_path / "b", refit, {"reports": ["f01"]}).parent
+    for name in ("classifier.skops", "manifest.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    again = load_classifier(first / "classifier.skops")
+    for a, b in zip(again.predict_proba(X), model.predict_proba(X), strict=True):
+        assert np.array_equal(a, b)
