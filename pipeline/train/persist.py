@@ -43,6 +43,10 @@ TRUSTED_TYPES = [
 ]
 
 
+#: Attributes whose value is a memory address, not learned state.
+MEMORY_ADDRESSES = {"_stop_words_id"}
+
+
 def stable_skops(data: bytes) -> bytes:
     """The same skops archive, byte for byte the same on every run.
 
@@ -50,7 +54,10 @@ def stable_skops(data: bytes) -> bytes:
     stamps each archive entry with the time, so two fits with identical models wrote
     different bytes (and DVC saw a new model each run). Here ids become 1, 2, ... in
     the order the schema first mentions them, array files are renamed to match, and
-    entries carry a fixed date; the loaded model is the same object.
+    entries carry a fixed date; the loaded model is the same object. scikit-learn's
+    ``TfidfVectorizer`` also keeps ``_stop_words_id``, the ``id()`` of its stop-word
+    list, used only to warn once about inconsistent stop words; it is saved as ``None``
+    (what an unfitted vectorizer holds), so the warning check simply runs again.
     """
     import io
     import json
@@ -68,7 +75,9 @@ def stable_skops(data: bytes) -> bytes:
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                if key == "__id__":
+                if key in MEMORY_ADDRESSES and isinstance(value, dict):
+                    out[key] = walk({**value, "__class__": "NoneType", "content": "null"})
+                elif key == "__id__":
                     out[key] = int(renumber(value))
                 elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
                     out[key] = f"{renumber(value[:-4])}.npy"

@@ -841,3 +841,26 @@ def test_the_same_model_saves_to_the_same_bytes(tiny_model, tmp_path):
     again = load_classifier(first / "classifier.skops")
     for a, b in zip(again.predict_proba(X), model.predict_proba(X), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_no_memory_address_is_saved(tiny_model, tmp_path):
+    """An ``id()`` differs between processes, so two runs of ``dvc repro`` on different
+    machines would save different bytes; within one test process it does not, so the
+    archive is searched for one instead (scikit-learn's ``_stop_words_id`` was one)."""
+    import zipfile
+
+    from pipeline.train.persist import save_models
+
+    model, X, _ = tiny_model
+    model.predict_proba(X)  # transform() is what sets _stop_words_id
+    assert model.tfidf_._stop_words_id is not None
+    path = save_models(tmp_path / "m", model, {"reports": ["f01"]}).parent / "classifier.skops"
+    with zipfile.ZipFile(path) as archive:
+        schema = archive.read("schema.json").decode("utf-8")
+    assert '"_stop_words_id"' in schema
+    assert str(model.tfidf_._stop_words_id) not in schema
+    assert max(int(n) for n in re.findall(r'"__id__": (\d+)', schema)) < 100_000
+    loaded = load_classifier(path)
+    assert loaded.tfidf_._stop_words_id is None
+    for a, b in zip(loaded.predict_proba(X), model.predict_proba(X), strict=True):
+        assert np.array_equal(a, b)
