@@ -162,3 +162,63 @@ def test_classify_reuses_each_unchanged_report(tmp_path: Path, monkeypatch) -> N
     segments.write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))  # report a removed
     stage.classify_file(segments, tmp_path, out, cache_dir=cache, device="cpu")
     assert seen[-1] == ["c"] and len(list(cache.glob("*.json"))) == 2
+
+
+def test_classify_keeps_its_encoders_vectors_for_the_next_run(tmp_path: Path, monkeypatch):
+    """After a retraining every report is classified again; its sentences, headings
+    and clauses come from ``vectors.npz`` instead of the encoder, and the kept vectors
+    follow the corpus (a removed report's go)."""
+    import numpy as np
+
+    from pipeline.classify import stage
+    from pipeline.embed import runtime
+    from pipeline.train.vectors import row_vectors, vector_keys
+
+    encoded: list[str] = []
+
+    class Encoder:
+        def encode(self, texts, spans=None, batch_size=None):
+            encoded.extend(texts)
+            vecs = np.array([[len(t), t.count(" "), 1.0] for t in texts], dtype=np.float32)
+            spans = spans or [()] * len(texts)
+            return vecs, [np.full((len(s), 3), float(len(s)), np.float32) for s in spans]
+
+    monkeypatch.setattr(runtime, "load", lambda *a, **k: Encoder())
+    model = ["model-1"]
+    vectors: dict[str, np.ndarray] = {}
+
+    def fake_classify(segments, models, encoder=None):
+        vectors.update(zip([r["segment_id"] for r in segments],
+                           row_vectors(segments, encoder)["clause_last"], strict=True))
+        return [{**row, "qi": ["1.1"]} for row in segments]
+
+    class Fake:
+        encoder = "minilm"
+        info = {"training_text_keys": []}
+
+    monkeypatch.setattr(stage, "classify", fake_classify)
+    monkeypatch.setattr(stage, "loaded_models", lambda model_dir: (Fake(), model[0]))
+    rows = [{"segment_id": f"{r}:{i}", "report_id": r, "subsection": f"Topic {r}",
+             "text": f"Sentence {i} of {r} was good, but the rest was weak."}
+            for r in ("a", "b") for i in range(3)]
+    segments, out, cache = tmp_path / "s.jsonl", tmp_path / "c.jsonl", tmp_path / "cache"
+
+    def run(corpus):
+        segments.write_text("".join(json.dumps(r) + "\n" for r in corpus))
+        encoded.clear()
+        stage.classify_file(segments, tmp_path, out, embeddings=None, cache_dir=cache,
+                            device="cpu")
+        with np.load(cache / stage.VECTORS_FILE) as data:
+            return set(data["keys"].tolist())
+
+    kept = run(rows)
+    assert len(encoded) == 8  # six sentences, two headings (each sentence's clauses pooled)
+    assert kept == vector_keys(rows)
+    first = dict(vectors)
+    model[0] = "model-2"  # retrained: every report again, nothing encoded again
+    assert run(rows) == kept and encoded == []
+    assert all(np.array_equal(first[k], vectors[k]) for k in first)
+    copy = [{**r, "segment_id": "c" + r["segment_id"][1:], "report_id": "c"} for r in rows[:3]]
+    assert run(rows + copy) == kept and encoded == []  # a report repeating another's
+    b_only = rows[3:]
+    assert run(b_only) == vector_keys(b_only) < kept

@@ -28,9 +28,11 @@ from pipeline.label.marks import mark_labelled
 from pipeline.train.model import SegmentClassifier, labels_from_scores
 from pipeline.train.persist import load_models as _load
 from pipeline.train.segments import encode
-from pipeline.train.vectors import Encode
+from pipeline.train.vectors import Encode, vector_keys
 
 log = get_logger(__name__)
+#: The models' own encoder's vectors, kept in the cache folder between runs.
+VECTORS_FILE = "vectors.npz"
 PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
@@ -174,7 +176,10 @@ def classify_file(
     its vectors are reused instead of encoding every sentence a second time (texts it
     lacks, such as headings, are encoded); a cache of another encoder is not used.
     With ``cache_dir``, each report's predictions are kept under a key of the model,
-    its segments and the code, so a report classified before is not classified again;
+    its segments and the code, so a report classified before is not classified again,
+    and the vectors of the models' encoder (when ``embeddings`` holds another's) are
+    kept there in ``vectors.npz``, so that models retrained on new labels classify
+    the corpus again without encoding it again;
     the reports to classify go to a Dask cluster when ``scheduler`` is given (one task
     a report; the model folder must be readable by the workers at the same path).
     """
@@ -196,6 +201,12 @@ def classify_file(
     if todo and embeddings and Path(embeddings).exists() \
             and stored_encoder(embeddings) == encoder_tag(models.encoder, precision_of(models)):
         cache = models_encoder(models, embeddings, device)
+    elif todo and cache_dir:
+        # The models' encoder is not the embed stage's, so its vectors are kept here:
+        # after a retraining every report is classified again, and its sentences,
+        # headings and clauses need not be encoded again (nor those of a report
+        # that repeats another's sentences).
+        cache = models_encoder(models, Path(cache_dir) / VECTORS_FILE, device)
     if todo and scheduler:
         known = cache._vectors if cache is not None else {}
         tasks = []
@@ -214,7 +225,13 @@ def classify_file(
             done[report] = part
     for report in todo:
         store.put(keys[report], done[report])
-    store.prune()
+    pruned = store.prune()
+    # The kept vectors follow the corpus: a removed report's go with its predictions.
+    vectors_path = store.folder / VECTORS_FILE if store.folder is not None else None
+    if cache is not None and vectors_path is not None and cache.path == vectors_path:
+        cache.save(keep_keys=vector_keys(segments))
+    elif pruned and vectors_path is not None and vectors_path.exists():
+        models_encoder(models, vectors_path, device).save(keep_keys=vector_keys(segments))
     if len(groups) > 1 or store.hits:
         log.info("classify: %d reports classified, %d from the cache", len(todo), store.hits)
     # Sentences the models were trained on are read in-sample: the report says so.

@@ -57,10 +57,12 @@ class EmbeddingCache:
         self.precision = encoder_runtime.check_precision(precision, "encoder precision")
         self.tag = encoder_tag(self.encoder, self.precision)
         self._vectors: dict[str, np.ndarray] = {}
+        self._loaded: set[str] = set()
         if self.path and self.path.exists() and stored_encoder(self.path) == self.tag:
             with np.load(self.path, allow_pickle=False) as data:
                 for key, vec in zip(data["keys"], data["vectors"], strict=True):
                     self._vectors[str(key)] = vec
+            self._loaded = set(self._vectors)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.embed(texts)
@@ -81,7 +83,7 @@ class EmbeddingCache:
         """One vector per (text, span): the span's tokens pooled out of the whole text's
         pass; offsets are into the text with surrounding whitespace stripped. The
         texts' own vectors are stored on the way."""
-        keys = [_span_key(t, s) for t, s in zip(texts, spans, strict=True)]
+        keys = [span_key(t, s) for t, s in zip(texts, spans, strict=True)]
         wanted: dict[str, list[tuple[int, int]]] = {}
         for key, text, span in zip(keys, texts, spans, strict=True):
             if key not in self._vectors:
@@ -94,7 +96,7 @@ class EmbeddingCache:
             for text, vec, span_vecs in zip(todo, vectors, pooled, strict=True):
                 self._vectors[text_hash(text)] = vec
                 for span, span_vec in zip(wanted[text], span_vecs, strict=True):
-                    self._vectors[_span_key(text, span)] = span_vec
+                    self._vectors[span_key(text, span)] = span_vec
         return self._stack(keys)
 
     def missing(self, texts: list[str]) -> list[str]:
@@ -111,13 +113,21 @@ class EmbeddingCache:
             return np.zeros((0, DIMENSIONS[self.encoder]), dtype=np.float32)
         return np.stack([self._vectors[k] for k in keys])
 
-    def save(self, keep: list[str] | None = None) -> None:
-        """Write the cache; ``keep`` (texts) limits it to what the corpus still uses."""
+    def save(self, keep: list[str] | None = None, keep_keys: set[str] | None = None,
+             ) -> None:
+        """Write the cache; ``keep`` (texts) or ``keep_keys`` (keys, span keys among
+        them: see :func:`span_key`) limit it to what the corpus still uses. Nothing is
+        written when that is exactly what was loaded."""
         if self.path is None:
             return
-        keys = sorted(
-            self._vectors if keep is None else {text_hash(t) for t in keep} & self._vectors.keys()
-        )
+        wanted = set(self._vectors)
+        if keep is not None:
+            wanted &= {text_hash(t) for t in keep}
+        if keep_keys is not None:
+            wanted &= keep_keys
+        if wanted == self._loaded and self.path.exists():
+            return
+        keys = sorted(wanted)
         vectors = (
             np.stack([self._vectors[k] for k in keys])
             if keys
@@ -126,9 +136,11 @@ class EmbeddingCache:
         with atomic_write(self.path, "wb") as fh:
             np.savez(fh, keys=np.array(keys, dtype="U40"), vectors=vectors,
                      encoder=np.array(self.tag))
+        self._loaded = set(keys)
 
 
-def _span_key(text: str, span: tuple[int, int]) -> str:
+def span_key(text: str, span: tuple[int, int]) -> str:
+    """The key a span's vector is stored under (the text's own is ``text_hash``)."""
     return text_hash(f"{text.strip()}\x1f{span[0]}:{span[1]}")
 
 

@@ -44,6 +44,21 @@ def _pooled_clauses(texts: Sequence[str], encoder: Any) -> dict[str, np.ndarray]
     return {pairs[k][0]: vecs[k: k + 2] for k in range(0, len(pairs), 2)}
 
 
+def vector_keys(rows: Sequence[dict[str, Any]]) -> set[str]:
+    """The keys of every vector :func:`row_vectors` looks up for ``rows`` in an
+    embedding cache with ``spans``: the texts', the headings' and the clauses'. What a
+    persistent cache keeps when it is pruned to a corpus."""
+    from pipeline.core.io import text_hash
+    from pipeline.embed.stage import span_key
+
+    keys: set[str] = set()
+    for text in {str(r.get("text") or "") for r in rows} - {""}:
+        keys.add(text_hash(text))
+        keys.update(span_key(text, span) for span in clause_spans(text) or ())
+    keys.update(text_hash(h) for h in {topic_heading(r.get("subsection")) for r in rows} - {""})
+    return keys
+
+
 def row_vectors(rows: Sequence[dict[str, Any]], frozen: Encode) -> dict[str, np.ndarray]:
     """``text``, ``heading``, ``clause_first`` and ``clause_last`` from the frozen encoder."""
     texts = [str(r.get("text") or "") for r in rows]
