@@ -179,7 +179,8 @@ def classify_file(
     its segments and the code, so a report classified before is not classified again,
     and the vectors of the models' encoder (when ``embeddings`` holds another's) are
     kept there in ``vectors.npz``, so that models retrained on new labels classify
-    the corpus again without encoding it again;
+    the corpus again without encoding it again (a Dask worker's new vectors stay on
+    the worker: only the local path adds to the store);
     the reports to classify go to a Dask cluster when ``scheduler`` is given (one task
     a report; the model folder must be readable by the workers at the same path).
     """
