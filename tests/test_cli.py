@@ -203,11 +203,11 @@ def test_classify_keeps_its_encoders_vectors_for_the_next_run(tmp_path: Path, mo
             for r in ("a", "b") for i in range(3)]
     segments, out, cache = tmp_path / "s.jsonl", tmp_path / "c.jsonl", tmp_path / "cache"
 
-    def run(corpus):
+    def run(corpus, scheduler=""):
         segments.write_text("".join(json.dumps(r) + "\n" for r in corpus))
         encoded.clear()
         stage.classify_file(segments, tmp_path, out, embeddings=None, cache_dir=cache,
-                            device="cpu")
+                            scheduler=scheduler, device="cpu")
         with np.load(cache / stage.VECTORS_FILE) as data:
             return set(data["keys"].tolist())
 
@@ -222,3 +222,12 @@ def test_classify_keeps_its_encoders_vectors_for_the_next_run(tmp_path: Path, mo
     assert run(rows + copy) == kept and encoded == []  # a report repeating another's
     b_only = rows[3:]
     assert run(b_only) == vector_keys(b_only) < kept
+
+    # On a Dask cluster each worker sends back the vectors it computed.
+    distributed = pytest.importorskip("distributed")
+    shutil.rmtree(cache)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert run(rows, cluster.scheduler_address) == kept and len(encoded) == 8
+    model[0] = "model-3"
+    assert run(rows) == kept and encoded == []

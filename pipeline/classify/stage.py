@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.core.cache import ReportCache, code_key, key_of
 from pipeline.core.engine import Limits, run_tasks
 from pipeline.core.errors import InputError
-from pipeline.core.io import read_jsonl, sha256_file, text_hash, write_jsonl
+from pipeline.core.io import read_jsonl, sha256_file, write_jsonl
 from pipeline.core.log import get_logger
 from pipeline.embed.runtime import check_precision
 from pipeline.embed.stage import EmbeddingCache, encoder_tag, stored_encoder
@@ -158,12 +158,14 @@ def report_key(model: str, rows: list[dict]) -> str:
 
 
 def _classify_task(model_dir: str, rows: list[dict], vectors: dict[str, Any],
-                   device: str) -> list[dict]:
-    """What a Dask worker runs: one report, with the vectors the embed stage already has."""
+                   device: str) -> tuple[list[dict], dict[str, Any]]:
+    """What a Dask worker runs: one report, with the vectors already known; returns its
+    rows and the vectors it had to compute, for the caller's store."""
     models, _ = loaded_models(Path(model_dir))
     cache = models_encoder(models, None, device)
     cache._vectors.update(vectors)
-    return classify(rows, models, cache)
+    rows = classify(rows, models, cache)
+    return rows, {k: v for k, v in cache._vectors.items() if k not in vectors}
 
 
 def classify_file(
@@ -179,8 +181,7 @@ def classify_file(
     its segments and the code, so a report classified before is not classified again,
     and the vectors of the models' encoder (when ``embeddings`` holds another's) are
     kept there in ``vectors.npz``, so that models retrained on new labels classify
-    the corpus again without encoding it again (a Dask worker's new vectors stay on
-    the worker: only the local path adds to the store);
+    the corpus again without encoding it again (Dask workers send theirs back);
     the reports to classify go to a Dask cluster when ``scheduler`` is given (one task
     a report; the model folder must be readable by the workers at the same path).
     """
@@ -212,13 +213,15 @@ def classify_file(
         known = cache._vectors if cache is not None else {}
         tasks = []
         for report in todo:
-            wanted = {text_hash(row["text"]) for row in groups[report]}
+            wanted = vector_keys(groups[report])
             tasks.append((report, (str(Path(model_dir).resolve()), groups[report],
                                    {k: known[k] for k in wanted if k in known}, device)))
         for outcome in run_tasks(_classify_task, tasks, Limits(section="classify"), scheduler):
             if outcome.error is not None:
                 raise outcome.error
-            done[outcome.label] = outcome.value
+            done[outcome.label], computed = outcome.value
+            if cache is not None:
+                cache._vectors.update(computed)
     elif todo:
         rows = classify([row for report in todo for row in groups[report]], models,
                         cache or models_encoder(models, None, device))

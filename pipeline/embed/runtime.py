@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -270,7 +271,7 @@ class PooledEncoder:
     """Mean-pooled (and, like the packaged models, normalised) vectors of texts and of
     character spans inside them."""
 
-    def __init__(self, model_dir: str | Path, forward: Forward):
+    def __init__(self, model_dir: str | Path, forward: Forward, per_text: bool = False):
         from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
@@ -278,6 +279,7 @@ class PooledEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.forward = forward
         self.batch_size = 16
+        self.per_text = per_text
 
     def encode(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None,
@@ -289,7 +291,12 @@ class PooledEncoder:
         stripped. A span whose tokens were all truncated away gets the text's
         vector. Batches hold texts of similar length, so little goes on padding.
         """
-        batch_size = batch_size or self.batch_size
+        # The int8 export quantises activations with one scale per batch, so a text's
+        # vector moved with its batch-mates (up to 0.03 per coordinate, enough to flip
+        # about 2% of labels): a report added alone, or sent to a Dask worker, read
+        # differently from the same report in a full run. One text per pass makes a
+        # vector depend on its text only, for about 15% more time on two cores.
+        batch_size = 1 if self.per_text else batch_size or self.batch_size
         texts = [t.strip() for t in texts]
         spans = spans if spans is not None else [()] * len(texts)
         order = np.argsort([-len(t) for t in texts], kind="stable")
@@ -345,9 +352,17 @@ def load(name: str, device: str = "auto", precision: str = "fp32") -> PooledEnco
     those of that file, which models trained on int8 vectors need."""
     check_precision(precision, "encoder precision")
     if precision == "int8":
-        return _load(name, "onnx", "cpu", precision)
-    backend, chosen = select_device(device)
-    return _load(name, backend, chosen)
+        backend, chosen = "onnx", "cpu"
+    else:
+        backend, chosen = select_device(device)
+    # One thread loads at a time: a Dask worker runs several tasks in threads, and two
+    # first loads at once raced in transformers' lazy imports ("cannot import name
+    # 'AutoTokenizer'") and would have built two sessions; later calls hit the cache.
+    with _LOAD_LOCK:
+        return _load(name, backend, chosen, precision)
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 def onnx_path(name: str, precision: str = "fp32") -> Path:
@@ -375,7 +390,8 @@ def _load(name: str, backend: str, device: str = "cpu", precision: str = "fp32")
     check_layout(folder)
     if backend == "torch":
         return PooledEncoder(folder, torch_forward(folder, device))
-    return PooledEncoder(folder, onnx_forward(onnx_path(name, precision), device))
+    return PooledEncoder(folder, onnx_forward(onnx_path(name, precision), device),
+                         per_text=precision == "int8")
 
 
 def _weights_key(model_dir: Path) -> str:

@@ -49,6 +49,21 @@ def test_an_unknown_precision_is_a_one_line_params_error():
         EmbeddingCache(None, "minilm", precision="int4")
 
 
+def test_an_int8_vector_depends_on_its_text_only(runtime_cache):
+    """int8 quantises activations per pass: batched, a text's vector moved with the
+    texts beside it, so a report added alone read differently from a full run."""
+    encoder = encoder_runtime.load("minilm", "cpu", "int8")
+    together, spans = encoder.encode(TEXTS, [[(0, 15)], [], [(0, 20), (22, 40)], []],
+                                     batch_size=4)
+    for i, text in enumerate(TEXTS):
+        alone, _ = encoder.encode([text])
+        assert np.array_equal(alone[0], together[i]), text
+    alone, pooled = encoder.encode([TEXTS[2]], [[(0, 20), (22, 40)]])
+    assert np.array_equal(pooled[0], spans[2])
+    fp32 = encoder_runtime.load("minilm", "cpu")
+    assert not fp32.per_text and encoder.per_text  # fp32 keeps its batches
+
+
 def test_int8_vectors_are_close_to_fp32_and_cached_beside_them(runtime_cache):
     fp32, _ = encoder_runtime.load("minilm", "cpu").encode(TEXTS)
     int8, _ = encoder_runtime.load("minilm", "cpu", "int8").encode(TEXTS)
