@@ -208,9 +208,13 @@ def test_classify_keeps_its_encoders_vectors_for_the_next_run(tmp_path: Path, mo
         encoded.clear()
         stage.classify_file(segments, tmp_path, out, embeddings=None, cache_dir=cache,
                             scheduler=scheduler, device="cpu")
-        with np.load(cache / stage.VECTORS_FILE) as data:
+        assert [p.name for p in cache.glob("vectors*")] == [stage.vectors_path(cache).name]
+        with np.load(stage.vectors_path(cache)) as data:
             return set(data["keys"].tolist())
 
+    (cache).mkdir()
+    np.savez(cache / "vectors-0000000000000000.npz", keys=np.array(["x"]),
+             vectors=np.zeros((1, 3)), encoder=np.array("minilm"))  # made by other code
     kept = run(rows)
     assert len(encoded) == 8  # six sentences, two headings (each sentence's clauses pooled)
     assert kept == vector_keys(rows)

@@ -32,7 +32,14 @@ from pipeline.train.vectors import Encode, vector_keys
 
 log = get_logger(__name__)
 #: The models' own encoder's vectors, kept in the cache folder between runs.
-VECTORS_FILE = "vectors.npz"
+VECTORS_GLOB = "vectors-*.npz"
+
+
+def vectors_path(cache_dir: Path) -> Path:
+    """Where the models' encoder's vectors are kept: named after the encoding code's
+    key, so that vectors made by other code (another pooling, the batched int8 passes
+    of before) are never mixed with today's; older files are deleted after a run."""
+    return Path(cache_dir) / f"vectors-{code_key(('embed',))[:16]}.npz"
 PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
@@ -180,7 +187,7 @@ def classify_file(
     With ``cache_dir``, each report's predictions are kept under a key of the model,
     its segments and the code, so a report classified before is not classified again,
     and the vectors of the models' encoder (when ``embeddings`` holds another's) are
-    kept there in ``vectors.npz``, so that models retrained on new labels classify
+    kept there (:func:`vectors_path`), so that models retrained on new labels classify
     the corpus again without encoding it again (Dask workers send theirs back);
     the reports to classify go to a Dask cluster when ``scheduler`` is given (one task
     a report; the model folder must be readable by the workers at the same path).
@@ -208,7 +215,7 @@ def classify_file(
         # after a retraining every report is classified again, and its sentences,
         # headings and clauses need not be encoded again (nor those of a report
         # that repeats another's sentences).
-        cache = models_encoder(models, Path(cache_dir) / VECTORS_FILE, device)
+        cache = models_encoder(models, vectors_path(cache_dir), device)
     if todo and scheduler:
         known = cache._vectors if cache is not None else {}
         tasks = []
@@ -231,11 +238,14 @@ def classify_file(
         store.put(keys[report], done[report])
     pruned = store.prune()
     # The kept vectors follow the corpus: a removed report's go with its predictions.
-    vectors_path = store.folder / VECTORS_FILE if store.folder is not None else None
-    if cache is not None and vectors_path is not None and cache.path == vectors_path:
-        cache.save(keep_keys=vector_keys(segments))
-    elif pruned and vectors_path is not None and vectors_path.exists():
-        models_encoder(models, vectors_path, device).save(keep_keys=vector_keys(segments))
+    if store.folder is not None:
+        kept = vectors_path(store.folder)
+        if cache is not None and cache.path == kept:
+            cache.save(keep_keys=vector_keys(segments))
+        elif pruned and kept.exists():
+            models_encoder(models, kept, device).save(keep_keys=vector_keys(segments))
+        for stale in {*store.folder.glob(VECTORS_GLOB), store.folder / "vectors.npz"} - {kept}:
+            stale.unlink(missing_ok=True)
     if len(groups) > 1 or store.hits:
         log.info("classify: %d reports classified, %d from the cache", len(todo), store.hits)
     # Sentences the models were trained on are read in-sample: the report says so.
