@@ -170,9 +170,9 @@ def _classify_task(model_dir: str, rows: list[dict], vectors: dict[str, Any],
     rows and the vectors it had to compute, for the caller's store."""
     models, _ = loaded_models(Path(model_dir))
     cache = models_encoder(models, None, device)
-    cache._vectors.update(vectors)
-    rows = classify(rows, models, cache)
-    return rows, {k: v for k, v in cache._vectors.items() if k not in vectors}
+    cache.update(vectors)
+    wanted = vector_keys(rows) - set(vectors)
+    return classify(rows, models, cache), cache.known(wanted)
 
 
 def classify_file(
@@ -217,18 +217,17 @@ def classify_file(
         # that repeats another's sentences).
         cache = models_encoder(models, vectors_path(cache_dir), device)
     if todo and scheduler:
-        known = cache._vectors if cache is not None else {}
         tasks = []
         for report in todo:
-            wanted = vector_keys(groups[report])
-            tasks.append((report, (str(Path(model_dir).resolve()), groups[report],
-                                   {k: known[k] for k in wanted if k in known}, device)))
+            known = cache.known(vector_keys(groups[report])) if cache is not None else {}
+            tasks.append((report, (str(Path(model_dir).resolve()), groups[report], known,
+                                   device)))
         for outcome in run_tasks(_classify_task, tasks, Limits(section="classify"), scheduler):
             if outcome.error is not None:
                 raise outcome.error
             done[outcome.label], computed = outcome.value
             if cache is not None:
-                cache._vectors.update(computed)
+                cache.update(computed)
     elif todo:
         rows = classify([row for report in todo for row in groups[report]], models,
                         cache or models_encoder(models, None, device))
@@ -244,7 +243,7 @@ def classify_file(
             cache.save(keep_keys=vector_keys(segments))
         elif pruned and kept.exists():
             models_encoder(models, kept, device).save(keep_keys=vector_keys(segments))
-        for stale in {*store.folder.glob(VECTORS_GLOB), store.folder / "vectors.npz"} - {kept}:
+        for stale in set(store.folder.glob(VECTORS_GLOB)) - {kept}:
             stale.unlink(missing_ok=True)
     if len(groups) > 1 or store.hits:
         log.info("classify: %d reports classified, %d from the cache", len(todo), store.hits)

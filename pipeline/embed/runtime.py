@@ -292,7 +292,7 @@ class PooledEncoder:
         vector. Batches hold texts of similar length, so little goes on padding.
         """
         # The int8 export quantises activations with one scale per batch, so a text's
-        # vector moved with its batch-mates (up to 0.03 per coordinate, enough to flip
+        # vector moved with its batch-mates (up to 0.05 per coordinate, enough to flip
         # about 2% of labels): a report added alone, or sent to a Dask worker, read
         # differently from the same report in a full run. One text per pass makes a
         # vector depend on its text only, for about 15% more time on two cores.

@@ -8,6 +8,7 @@ cache filled by another encoder is ignored rather than mixed in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,15 @@ class EmbeddingCache:
         """The distinct texts not yet in the store, in first-seen order."""
         return list(dict.fromkeys(t for t in texts if text_hash(t) not in self._vectors))
 
+    def known(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors among ``keys`` (text or span keys), to hand to a worker."""
+        return {k: self._vectors[k] for k in keys if k in self._vectors}
+
+    def update(self, vectors: Mapping[str, np.ndarray]) -> None:
+        """Store vectors by key (what a worker computed, as :meth:`known` handed them)."""
+        for key, vec in vectors.items():
+            self._vectors[key] = np.asarray(vec, dtype=np.float32)
+
     def add(self, texts: list[str], vectors: np.ndarray) -> None:
         """Store vectors computed elsewhere (on a Dask worker) for ``texts``."""
         for text, vec in zip(texts, vectors, strict=True):
@@ -113,8 +123,7 @@ class EmbeddingCache:
             return np.zeros((0, DIMENSIONS[self.encoder]), dtype=np.float32)
         return np.stack([self._vectors[k] for k in keys])
 
-    def save(self, keep: list[str] | None = None, keep_keys: set[str] | None = None,
-             ) -> None:
+    def save(self, keep: list[str] | None = None, keep_keys: set[str] | None = None) -> None:
         """Write the cache; ``keep`` (texts) or ``keep_keys`` (keys, span keys among
         them: see :func:`span_key`) limit it to what the corpus still uses. Nothing is
         written when that is exactly what was loaded."""

