@@ -168,7 +168,9 @@ def render_card(metrics: dict[str, Any], info: dict[str, Any]) -> str:
           if params.get("bare_model") else []),
         f"- QI targets: main code weight 1, second code {params.get('second_code_weight')}, "
         f"{params.get('area_smoothing')} spread over the main code's other area codes "
-        "(label smoothing over areas). A second code is listed when its calibrated "
+        "(label smoothing over areas); each row weighted by its main code's frequency "
+        f"to the power -{params.get('qi_balance')} (against the mean code's), which loosens "
+        "the pull toward the commonest code, 2.1. A second code is listed when its calibrated "
         f"probability is at least {params.get('second_code_threshold')}.",
         f"- Calibration: one temperature per model, fitted on {info.get('calibration')} "
         f"(sentiment {info.get('sentiment_temperature')}, QI {info.get('qi_temperature')}"

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "second_code_weight": 0.5,  # training weight of an annotator's second QI code
     "area_smoothing": 0.2,  # label smoothing spread over the main code's QI area
     "second_code_threshold": 0.35,  # probability a second QI code needs to be listed
+    # QI rows weighted by their main code's frequency ** -qi_balance (0 off, 1 balanced);
+    # chosen leave-one-report-out over all ten reports (0, 0.5, 1; benchmarks/
+    # classifier_variants.py)
+    "qi_balance": 0.5,
     "context_neutrals": True,  # add introduction/context/what-happens-next as neutral/none
     "context_weight": 1.0,  # sample weight of those sentences
     "sources_dir": "data/sources",
@@ -60,6 +64,9 @@ def settings(params: dict[str, Any] | None) -> dict[str, Any]:
     from pipeline.embed.runtime import check_precision
 
     check_precision(merged["encoder_precision"], "train.encoder_precision")
+    if merged["qi_balance"] < 0:
+        raise InputError("params", f"train.qi_balance must be 0 or more, not "
+                                   f"{merged['qi_balance']} (0: every QI row counts 1)")
     return merged
 
 

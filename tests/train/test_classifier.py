@@ -293,6 +293,25 @@ def test_tiny_training_set_trains_and_predicts(tiny_model):
     assert qi[:, never_seen].max() < 1e-6
 
 
+def test_qi_balance_weighs_a_rare_code_up_and_a_common_one_down():
+    from pipeline.train.segments import Label
+
+    y = [Label("positive", ("2.1",))] * 9 + [Label("negative", ("5.4", "2.1"))]
+    weights = SegmentClassifier(qi_balance=0.5)._qi_balance_weights(y)
+    # 2.1: 9 rows against a mean of 5 -> (9/5)**-0.5; 5.4: (1/5)**-0.5; second codes don't count
+    assert np.allclose(weights, [(9 / 5) ** -0.5] * 9 + [5 ** 0.5])
+    assert np.allclose(SegmentClassifier(qi_balance=0.0)._qi_balance_weights(y), 1.0)
+    balanced = SegmentClassifier(qi_balance=1.0)._qi_balance_weights(y)
+    assert balanced[:9].sum() == pytest.approx(balanced[9])  # each code weighs the same in all
+
+
+def test_a_negative_qi_balance_is_a_one_line_params_error():
+    from pipeline.train.stage import settings
+
+    with pytest.raises(InputError, match=r"params: train\.qi_balance must be 0 or more"):
+        settings({"qi_balance": -0.5})
+
+
 def test_predict_lists_second_code_only_when_confident(tiny_model):
     model, X, _ = tiny_model
     sent, qi = model.predict_proba(X[:10])

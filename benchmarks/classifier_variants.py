@@ -1,8 +1,8 @@
-"""Leave-one-report-out sentiment figures of the shipped model and of variants tried on it.
+"""Leave-one-report-out figures of the shipped classifiers and of variants tried on them.
 
-    python benchmarks/sentiment_variants.py                      # the model as shipped
-    python benchmarks/sentiment_variants.py pos idiom=2          # variants, one fit each
-    python benchmarks/sentiment_variants.py --list
+    python benchmarks/classifier_variants.py                      # the model as shipped
+    python benchmarks/classifier_variants.py pos idiom=2          # variants, one fit each
+    python benchmarks/classifier_variants.py --list
 
 Why this script: the README's "what changed the figures" row names ideas that
 were measured and dropped. Each is a variant here, so the next engineer can
@@ -11,7 +11,8 @@ a figure from a commit message. A variant changes one thing in the train stage's
 estimator for the length of its run (a feature block beside the others, or the
 weight of some training rows) and is scored exactly as the train stage scores
 the model: one fit per held-out report (scikit-learn's ``LeaveOneGroupOut``),
-sentiment accuracy and macro-F1 pooled over the held-out labelled sentences, for
+sentiment accuracy and macro-F1, QI top-1 (main code, among the annotator's
+codes), area and macro-F1, pooled over the held-out labelled sentences, for
 all reports and for the four written in the inspectorate's idiom (f07-f10).
 
 The bare model (``train.bare_model``) is left out of every fit, variants and
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.core.params import section  # noqa: E402
 from pipeline.core.schema import SENTIMENTS  # noqa: E402
+from pipeline.evaluate.metrics import qi_metrics  # noqa: E402
 from pipeline.train import features, model  # noqa: E402
 from pipeline.train import stage as train_stage  # noqa: E402
 from pipeline.train.out_of_report import predict_out_of_report  # noqa: E402
@@ -123,9 +125,10 @@ def variant(name: str, params: dict) -> contextlib.AbstractContextManager:
         return extra_block("pos", part_of_speech)
     if name.startswith("idiom="):
         return weighted_reports(IDIOM_REPORTS, float(name.split("=", 1)[1]))
-    if name.startswith("C="):
-        params["C_sentiment"] = float(name.split("=", 1)[1])
-        return contextlib.nullcontext()
+    for prefix, key in (("qi_balance=", "qi_balance"), ("C=", "C_sentiment")):
+        if name.startswith(prefix):
+            params[key] = float(name.split("=", 1)[1])
+            return contextlib.nullcontext()
     raise SystemExit(f"unknown variant {name!r}: see --list")
 
 
@@ -135,13 +138,17 @@ VARIANTS = {
     "minilm": "MiniLM's sentence vector beside mpnet's",
     "pos": "part-of-speech shares and flags (spaCy's small English model)",
     "idiom=W": "the sentences of f07-f10 weighted W times in the sentiment fit",
+    "qi_balance=P": "train.qi_balance set to P (0: every QI row counts 1)",
     "C=X": "train.C_sentiment set to X",
 }
 
 
-def scores(true: np.ndarray, pred: np.ndarray) -> str:
+def scores(true: np.ndarray, pred: np.ndarray, codes: list, qi: np.ndarray) -> str:
     macro = f1_score(true, pred, average="macro")
-    return f"accuracy {np.mean(true == pred):.3f}  macro-F1 {macro:.3f}"
+    q = qi_metrics(codes, qi)
+    return (f"sentiment accuracy {np.mean(true == pred):.3f} macro-F1 {macro:.3f}; QI top-1 "
+            f"{q['top1']:.3f} any {q['top1_any']:.3f} area {q['area']:.3f} "
+            f"macro-F1 {q['macro_f1']:.3f}")
 
 
 def main() -> None:
@@ -150,7 +157,7 @@ def main() -> None:
     ap.add_argument("--labels", type=Path, default=REPO / "data" / "labels")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--cache", type=Path,
-                    default=REPO / "data" / "cache" / "benchmarks" / "sentiment_variants.npz",
+                    default=REPO / "data" / "cache" / "benchmarks" / "classifier_variants.npz",
                     help="the models' encoder's vectors, kept between runs")
     ap.add_argument("--list", action="store_true", help="name the variants and stop")
     args = ap.parse_args()
@@ -176,8 +183,10 @@ def main() -> None:
         with variant(name, params):
             oof = predict_out_of_report(train_stage.make_classifier(params), X, y)
         pred = oof.sentiment.argmax(axis=1)
-        print(f"{name:10s} all: {scores(true[labelled], pred[labelled])} | f07-f10: "
-              f"{scores(true[idiom], pred[idiom])} | {time.perf_counter() - started:.0f} s")
+        print(f"{name} ({time.perf_counter() - started:.0f} s)")
+        for scope, mask in (("all", labelled), ("f07-f10", idiom)):
+            codes = [list(y[i].qi) for i in np.flatnonzero(mask)]
+            print(f"  {scope:8s} {scores(true[mask], pred[mask], codes, oof.qi[mask])}")
 
 
 if __name__ == "__main__":
