@@ -180,7 +180,8 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
       counts 1; 1: class-balanced). Why: 2.1 is the commonest code (342 of 2,134
       labelled sentences, 3.1 has 11), and the issue saw real sentences on 5.3, 5.4
       and 7.1 pulled toward it; leave-one-report-out, 0.5 raised every QI figure a
-      little (main-code top-1 0.836 -> 0.840, macro-F1 0.754 -> 0.761).
+      little (main-code top-1 0.836 -> 0.837, macro-F1 0.754 -> 0.756; the model
+      without context 0.805 -> 0.809, 0.725 -> 0.736).
     - ``context_weight``: sample weight of the neutral sentences taken from the
       unlabelled sections (rows whose ``source`` is ``context``).
     - ``neutral_prior``: share of neutral sentences expected in the evaluative parts
