@@ -38,3 +38,54 @@ def test_pairs_are_mutual_best_matches_within_a_part(real_text):
     # a[1]'s best in q1 is b[0], but b[0]'s best is a[0]: only one q1 pair; a[2] ~ b[1]
     assert [(i, j) for i, j, _ in pairs] == [(0, 0), (2, 1)]
     assert real_text.mutual_pairs(a, b, va, vb, min_sim=1.01) == []
+
+
+@pytest.fixture(scope="module")
+def variants():
+    path = SCRIPT.with_name("classifier_variants.py")
+    spec = importlib.util.spec_from_file_location("classifier_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _segments(vectors, groups):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(vectors={"text": np.asarray(vectors, dtype=float)}, groups=groups)
+
+
+def test_the_neighbour_vote_comes_from_the_other_reports_only(variants):
+    # a0 sits on b0 (class 1); its own report's twin a1 (class 0) must not vote
+    X = _segments([[1, 0], [1, 0.01], [1, 0], [0, 1]], ["a", "a", "b", "b"])
+    true = np.array([0, 0, 1, 0])
+    probs = np.full((4, 2), 0.5)
+    vote = variants.knn_blend(probs, X, true, k=1, weight=1.0)
+    assert vote[0].tolist() == [0.0, 1.0] and vote[1].tolist() == [0.0, 1.0]
+    assert variants.knn_blend(probs, X, true, k=1, weight=0.0).tolist() == probs.tolist()
+
+
+def test_the_prior_shift_follows_a_reports_own_class_shares(variants):
+    # the training reports are half and half; report "a" is read as mostly class 0
+    X = _segments(np.zeros((8, 1)), ["a"] * 4 + ["b"] * 4)
+    true = np.array([0, 0, 0, 1, 0, 0, 1, 1])
+    probs = np.array([[0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.45, 0.55]] + [[0.5, 0.5]] * 4)
+    out = variants.prior_adapted(probs, X, true)
+    assert np.all(out[:4, 0] > probs[:4, 0])  # more of class 0 than the training share
+    assert np.allclose(out.sum(axis=1), 1.0)
+
+
+def test_variants_change_the_blocks_only_while_they_run(variants):
+    from pipeline.train import features, model
+
+    rows = [{"report_id": "a", "part": "q1", "kind": "body", "subsection": "",
+             "text": "Not all staff had a clear plan.", "order": i} for i in range(2)]
+    vecs = np.eye(2, 3, dtype=np.float32)
+    plain = features.dense_blocks(rows, vecs, vecs)
+    with variants.scaled_cues(3.0):
+        assert np.allclose(model.dense_blocks(rows, vecs, vecs)["cues"], 3 * plain["cues"])
+    with variants.extra_block("ones", lambda rs, v: np.ones((len(rs), 1))):
+        assert model.dense_blocks(rows, vecs, vecs)["ones"].shape == (2, 1)
+        assert model.SENTIMENT_BLOCKS[-1] == "ones"
+    assert "ones" not in model.SENTIMENT_BLOCKS
+    assert np.allclose(model.dense_blocks(rows, vecs, vecs)["cues"], plain["cues"])

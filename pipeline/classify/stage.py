@@ -33,6 +33,7 @@ from pipeline.train.vectors import Encode, vector_keys
 log = get_logger(__name__)
 #: The models' own encoder's vectors, kept in the cache folder between runs.
 VECTORS_GLOB = "vectors-*.npz"
+PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
 def vectors_path(cache_dir: Path) -> Path:
@@ -40,7 +41,6 @@ def vectors_path(cache_dir: Path) -> Path:
     key, so that vectors made by other code (another pooling, the batched int8 passes
     of before) are never mixed with today's; older files are deleted after a run."""
     return Path(cache_dir) / f"vectors-{code_key(('embed',))[:16]}.npz"
-PREDICTED_FIELDS = ("qi", "qi_scores", "sentiment", "sentiment_scores")
 
 
 @dataclass

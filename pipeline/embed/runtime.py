@@ -341,6 +341,9 @@ class PooledEncoder:
         return out
 
 
+_LOAD_LOCK = threading.Lock()  # one first load at a time: see load()
+
+
 def load(name: str, device: str = "auto", precision: str = "fp32") -> PooledEncoder:
     """The named packaged encoder (``pipeline.encoders``) on the selected runtime and
     device; the ONNX file is exported on first use. Loaded once per process (the
@@ -360,9 +363,6 @@ def load(name: str, device: str = "auto", precision: str = "fp32") -> PooledEnco
     # 'AutoTokenizer'") and would have built two sessions; later calls hit the cache.
     with _LOAD_LOCK:
         return _load(name, backend, chosen, precision)
-
-
-_LOAD_LOCK = threading.Lock()
 
 
 def onnx_path(name: str, precision: str = "fp32") -> Path:
