@@ -11,15 +11,17 @@ a figure from a commit message. A variant changes one thing in the train stage's
 estimator for the length of its run (a feature block beside the others, or the
 weight of some training rows), or reworks the shipped model's out-of-report
 sentiment probabilities (``AFTER_FIT``: a nearest-neighbour vote, a prior shift,
-a fine-tuned encoder's probabilities beside them), and is scored exactly as the
-train stage scores the model: one fit per held-out report (scikit-learn's ``LeaveOneGroupOut``),
-sentiment accuracy and macro-F1, QI top-1 (main code, among the annotator's
-codes), area and macro-F1, pooled over the held-out labelled sentences, for
-all reports and for the four written in the inspectorate's idiom (f07-f10).
+a fine-tuned encoder's probabilities beside them), and is scored exactly as
+the train stage scores the model: one fit per held-out report (scikit-learn's
+``LeaveOneGroupOut``), sentiment accuracy and macro-F1, QI top-1 (main code,
+among the annotator's codes), area and macro-F1, pooled over the held-out
+labelled sentences, for all reports and for the four written in the
+inspectorate's idiom (f07-f10).
 
 The bare model (``train.bare_model``) is left out of every fit, variants and
 baseline alike: it does not change these figures and would double the time
-(about 5 minutes a variant on two cores once the vectors are cached).
+(about 5 minutes a variant on two cores once the vectors are cached; from a
+fresh cache ``shipped`` gives the train stage's figures exactly).
 """
 
 from __future__ import annotations
