@@ -10,8 +10,8 @@ measure it again after changing the labels or the features, instead of taking
 a figure from a commit message. A variant changes one thing in the train stage's
 estimator for the length of its run (a feature block beside the others, or the
 weight of some training rows), or reworks the shipped model's out-of-report
-sentiment probabilities (``AFTER_FIT``: a nearest-neighbour vote, a prior shift,
-a fine-tuned encoder's probabilities beside them), and is scored exactly as
+sentiment probabilities (``AFTER_FIT``: a nearest-neighbour vote, a prior shift),
+or sets one of the train stage's parameters, and is scored exactly as
 the train stage scores the model: one fit per held-out report (scikit-learn's
 ``LeaveOneGroupOut``), sentiment accuracy and macro-F1, QI top-1 (main code,
 among the annotator's codes), area and macro-F1, pooled over the held-out
@@ -19,9 +19,12 @@ labelled sentences, for all reports and for the four written in the
 inspectorate's idiom (f07-f10).
 
 The bare model (``train.bare_model``) is left out of every fit, variants and
-baseline alike: it does not change these figures and would double the time
-(about 5 minutes a variant on two cores once the vectors are cached; from a
-fresh cache ``shipped`` gives the train stage's figures exactly).
+baseline alike: it does not change these figures and would double the time.
+Once the vectors are cached a variant takes about 25 minutes on two cores, 20 of
+them fine-tuning MiniLM once per held-out report (``train.finetune_weight``);
+``finetune=0`` leaves it out (about 5 minutes), and is how the variants before
+it were measured. From a fresh cache ``shipped`` gives the train stage's figures
+exactly.
 """
 
 from __future__ import annotations
@@ -169,82 +172,8 @@ def prior_adapted(probs: np.ndarray, X, true: np.ndarray) -> np.ndarray:
     return out
 
 
-def finetuned_sentiment(texts: list[str], true: np.ndarray, train: np.ndarray,
-                        test: np.ndarray, epochs: int = 2, seed: int = 0) -> np.ndarray:
-    """Sentiment probabilities for ``texts[test]`` from MiniLM fine-tuned, whole, on
-    ``texts[train]``: mean pooling, a linear head, cross-entropy, AdamW (4e-5 for the
-    encoder, 1e-3 for the head), batches of 16, a 10% warm-up then a linear decay.
-
-    Why it is here and not in the train stage yet: leave-one-report-out it takes about
-    2 minutes a report on two cores, which would take the train stage from about 9 to
-    about 30 minutes; the figures say whether that is worth building."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from pipeline.embed.encoders import model_path
-
-    torch.manual_seed(seed)
-    path = model_path("minilm")
-    tokens = AutoTokenizer.from_pretrained(path)(
-        texts, padding=True, truncation=True, max_length=96, return_tensors="pt")
-    encoder = AutoModel.from_pretrained(path)
-    head = torch.nn.Linear(encoder.config.hidden_size, len(SENTIMENTS))
-
-    def logits(idx: np.ndarray):
-        mask = tokens["attention_mask"][idx]
-        width = int(mask.sum(axis=1).max())
-        mask = mask[:, :width]
-        hidden = encoder(input_ids=tokens["input_ids"][idx][:, :width],
-                         attention_mask=mask).last_hidden_state
-        weights = mask.unsqueeze(-1).float()
-        pooled = (hidden * weights).sum(1) / weights.sum(1)
-        return head(torch.nn.functional.normalize(pooled, dim=-1) * 10)
-
-    optimiser = torch.optim.AdamW([{"params": encoder.parameters(), "lr": 4e-5},
-                                   {"params": head.parameters(), "lr": 1e-3}],
-                                  weight_decay=0.01)
-    steps = epochs * int(np.ceil(len(train) / 16))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / (0.1 * steps)) * max(0.0, 1 - s / steps))
-    rng = np.random.default_rng(seed)
-    encoder.train()
-    for _ in range(epochs):
-        order = rng.permutation(train)
-        for start in range(0, len(order), 16):
-            idx = order[start:start + 16]
-            loss = torch.nn.functional.cross_entropy(logits(idx), torch.tensor(true[idx]))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    encoder.eval()
-    out = np.zeros((len(test), len(SENTIMENTS)))
-    with torch.no_grad():
-        for start in range(0, len(test), 64):
-            out[start:start + 64] = torch.softmax(logits(test[start:start + 64]), -1).numpy()
-    return out
-
-
-def finetuned_blend(probs: np.ndarray, X, true: np.ndarray, weight: float = 0.3,
-                    epochs: int = 2) -> np.ndarray:
-    """0.7 of the shipped model's probabilities beside 0.3 of a fine-tuned MiniLM's,
-    each report scored by a MiniLM fine-tuned on the other reports' sentences."""
-    import torch
-
-    torch.set_num_threads(2)
-    texts = [str(r.get("text") or "") for r in X.rows]
-    groups = np.asarray(X.groups)
-    tuned = np.zeros_like(probs)
-    for report in sorted(set(groups.tolist())):
-        held = np.flatnonzero(groups == report)
-        tuned[held] = finetuned_sentiment(texts, true, np.flatnonzero(groups != report),
-                                          held, epochs)
-    return (1 - weight) * probs + weight * tuned
-
-
 #: Variants that rework the shipped model's out-of-report sentiment probabilities.
-AFTER_FIT: dict[str, Callable[..., np.ndarray]] = {
-    "knn": knn_blend, "em": prior_adapted, "finetune": finetuned_blend}
+AFTER_FIT: dict[str, Callable[..., np.ndarray]] = {"knn": knn_blend, "em": prior_adapted}
 
 
 def variant(name: str, params: dict) -> contextlib.AbstractContextManager:
@@ -261,9 +190,12 @@ def variant(name: str, params: dict) -> contextlib.AbstractContextManager:
         return scaled_cues(float(name.split("=", 1)[1]))
     if name.startswith("idiom="):
         return weighted_reports(IDIOM_REPORTS, float(name.split("=", 1)[1]))
-    for prefix, key in (("qi_balance=", "qi_balance"), ("C=", "C_sentiment")):
+    for prefix, key, kind in (("qi_balance=", "qi_balance", float),
+                              ("C=", "C_sentiment", float),
+                              ("finetune=", "finetune_weight", float),
+                              ("epochs=", "finetune_epochs", int)):
         if name.startswith(prefix):
-            params[key] = float(name.split("=", 1)[1])
+            params[key] = kind(name.split("=", 1)[1])
             return contextlib.nullcontext()
     raise SystemExit(f"unknown variant {name!r}: see --list")
 
@@ -281,8 +213,9 @@ VARIANTS = {
            " labels of each sentence's 15 nearest sentences in the other reports",
     "em": "the shipped model's sentiment probabilities shifted to each held-out"
           " report's own class shares, estimated by EM",
-    "finetune": "0.7 of the shipped model's sentiment probabilities beside 0.3 of MiniLM's,"
-                " fine-tuned on the other reports (about 20 minutes)",
+    "finetune=W": "train.finetune_weight set to W (0: no fine-tuned encoder, and about"
+                  " 5 minutes instead of 25)",
+    "epochs=E": "train.finetune_epochs set to E",
 }
 
 

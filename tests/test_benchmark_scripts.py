@@ -89,3 +89,15 @@ def test_variants_change_the_blocks_only_while_they_run(variants):
         assert model.SENTIMENT_BLOCKS[-1] == "ones"
     assert "ones" not in model.SENTIMENT_BLOCKS
     assert np.allclose(model.dense_blocks(rows, vecs, vecs)["cues"], plain["cues"])
+
+
+def test_parameter_variants_set_the_train_stage_parameter_with_its_type(variants):
+    params = {}
+    with variants.variant("finetune=0", params):
+        pass
+    with variants.variant("epochs=3", params):
+        pass
+    assert params == {"finetune_weight": 0.0, "finetune_epochs": 3}
+    assert isinstance(params["finetune_epochs"], int)
+    with pytest.raises(SystemExit, match="unknown variant"):
+        variants.variant("finetune", params)

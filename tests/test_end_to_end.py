@@ -32,6 +32,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         .replace("encoder: mpnet", "encoder: minilm")
         .replace("stack: true", "stack: false")
         .replace("calibrate: true", "calibrate: false")
+        .replace("finetune_weight: 0.3", "finetune_weight: 0.0")
         .replace("sources_dir: data/sources", f"sources_dir: {REPO / 'data' / 'sources'}"),
         encoding="utf-8",
     )

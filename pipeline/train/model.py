@@ -212,6 +212,13 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
       first stage's probability: the context features say little about whether a
       sentence evaluates at all, and with a handful of labelled neutrals the
       second stage learned to never predict it.
+    - ``finetune_weight``: share of the sentiment probabilities given to MiniLM
+      fine-tuned on the training sentences (:mod:`pipeline.train.finetune`), the
+      rest the regressions'; 0 fits no such model. Why: the fine-tuned encoder
+      reads the inspectorate's polite shortfalls differently from the frozen
+      vectors, and its errors are different ones. The bare model shares the
+      parent's fine-tuned encoder (it reads only the words), so a fit fine-tunes once.
+      ``finetune_epochs`` is its number of passes over the sentences.
 
     Probabilities come out at temperature 1; the train stage measures one
     temperature per model on out-of-report predictions and sets them with
@@ -231,6 +238,8 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         neutral_prior: float = 0.0,
         stack: bool = True,
         bare_model: bool = True,
+        finetune_weight: float = 0.0,
+        finetune_epochs: int = 2,
         max_iter: int = 500,
     ):
         self.C_sentiment = C_sentiment
@@ -244,6 +253,8 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         self.neutral_prior = neutral_prior
         self.stack = stack
         self.bare_model = bare_model
+        self.finetune_weight = finetune_weight
+        self.finetune_epochs = finetune_epochs
         self.max_iter = max_iter
 
     # --- features ------------------------------------------------------------------
@@ -277,8 +288,27 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         self.qi_temperature_ = 1.0
         self.bare_model_ = None
         if self.bare_model:
-            self.bare_model_ = clone(self).set_params(bare_model=False).fit(
-                X.without_context(), y)
+            self.bare_model_ = clone(self).set_params(
+                bare_model=False, finetune_weight=0.0).fit(X.without_context(), y)
+        self.finetuned_ = None
+        if self.finetune_weight > 0:
+            from pipeline.train.finetune import FinetunedSentiment
+
+            self.finetuned_ = FinetunedSentiment(epochs=self.finetune_epochs, seed=0).fit(
+                texts, [SENTIMENTS.index(label.sentiment) for label in y])
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state skops saves: all but the fine-tuned encoder, a torch model that
+        :mod:`pipeline.train.persist` saves beside it as safetensors and sets back
+        with :meth:`set_finetuned` on loading."""
+        state = dict(super().__getstate__())  # a copy: object's is the live __dict__
+        state.pop("finetuned_", None)
+        return state
+
+    def set_finetuned(self, model: Any) -> SegmentClassifier:
+        """Attach a loaded fine-tuned encoder (the one this model was fitted with)."""
+        self.finetuned_ = model
         return self
 
     # --- the stacked sentiment stage ---------------------------------------------------
@@ -407,20 +437,38 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         """
         if not len(X):
             return [np.zeros((0, len(SENTIMENTS))), np.zeros((0, len(QI_CODES)))]
+        tuned = self._finetuned_proba(X)
         bare = np.array([not has_context(r) for r in X.rows])
         if self.bare_model_ is None or not bare.any():
-            return self._predict_proba(X)
+            return self._predict_proba(X, tuned, self.finetune_weight)
         sent = np.zeros((len(X), len(SENTIMENTS)))
         qi = np.zeros((len(X), len(QI_CODES)))
         for mask, model in ((bare, self.bare_model_), (~bare, self)):
             idx = np.flatnonzero(mask)
             if len(idx):
-                sent[idx], qi[idx] = model._predict_proba(X[idx])
+                sent[idx], qi[idx] = model._predict_proba(
+                    X[idx], None if tuned is None else tuned[idx], self.finetune_weight)
         return [sent, qi]
 
-    def _predict_proba(self, X: Segments) -> list[np.ndarray]:
+    def _finetuned_proba(self, X: Segments) -> np.ndarray | None:
+        """The fine-tuned encoder's sentiment probabilities, or None without one."""
+        if not self.finetune_weight:
+            return None
+        model = getattr(self, "finetuned_", None)
+        if model is None:
+            raise ValueError("this model blends a fine-tuned encoder that was not loaded "
+                             "with it (load models with pipeline.train.persist.load_models)")
+        return model.predict_proba([str(r.get("text") or "") for r in X.rows])
+
+    def _predict_proba(self, X: Segments, tuned: np.ndarray | None = None,
+                       weight: float = 0.0) -> list[np.ndarray]:
+        """Probabilities after temperature; ``tuned``, the fine-tuned encoder's
+        sentiment probabilities, is blended in at ``weight`` before it (the
+        temperature is fitted on the blend). The bare model gets its parent's."""
         xs, xq, words = self._matrices(X)
         sent = self._sentiment_logits(X, xs, words)
+        if tuned is not None:
+            sent = np.log(np.clip((1 - weight) * np.exp(sent) + weight * tuned, 1e-12, None))
         qi = self.qi_model_.decision_function(xq, words, len(QI_CODES))
         return [softmax(sent / self.sentiment_temperature_), softmax(qi / self.qi_temperature_)]
 

@@ -8,6 +8,8 @@ swapped after training, which type checks alone would let through.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from pipeline.core.io import atomic_write, read_json, sha256_file, write_json
 CLASSIFIER_FILE = "classifier.skops"
 MANIFEST_FILE = "manifest.json"
 OUT_OF_REPORT_FILE = "out_of_report.npz"  # the train stage's leave-one-report-out predictions
-FORMAT = "inspections-classifier/2"  # 2: scikit-learn estimator, no fine-tuned encoder
+FINETUNED_DIR = "finetuned"  # the sentiment blend's fine-tuned encoder, when it has one
+# 2: scikit-learn estimator only; 3: and, when the classifier blends one, a fine-tuned
+# encoder in FINETUNED_DIR (safetensors), each of its files in the manifest
+FORMAT = "inspections-classifier/3"
 
 # Every type a saved SegmentClassifier holds; anything else in a file is refused.
 TRUSTED_TYPES = [
@@ -103,17 +108,45 @@ def stable_skops(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def save_finetuned(out_dir: Path, model: Any | None) -> list[str]:
+    """Write the fine-tuned encoder to ``out_dir/finetuned`` (or remove an earlier
+    run's when there is none); returns its files' names relative to ``out_dir``.
+
+    Written to a temporary folder first and swapped in, so an interrupted save
+    leaves the earlier folder or the new one, never a mixture."""
+    out_dir = Path(out_dir)
+    final = out_dir / FINETUNED_DIR
+    if model is None:
+        shutil.rmtree(final, ignore_errors=True)
+        return []
+    tmp = Path(tempfile.mkdtemp(prefix=f".{FINETUNED_DIR}.", dir=out_dir))
+    try:
+        model.save(tmp)
+        old = out_dir / f".{FINETUNED_DIR}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(p.relative_to(out_dir).as_posix() for p in final.rglob("*") if p.is_file())
+
+
 def save_models(
     out_dir: Path, classifier: Any, info: dict[str, Any],
     files: dict[str, Callable[[Path], None]] | None = None,
 ) -> Path:
-    """Write the classifier, the extra ``files`` (name -> writer of that path) and the
-    manifest with every file's checksum; a file of an earlier run not written now is
-    removed, so the folder holds one training run."""
+    """Write the classifier, its fine-tuned encoder if it has one, the extra ``files``
+    (name -> writer of that path) and the manifest with every file's checksum; a
+    file of an earlier run not written now is removed, so the folder holds one
+    training run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / CLASSIFIER_FILE, "wb") as fh:
         fh.write(stable_skops(sio.dumps(classifier)))
+    tuned = save_finetuned(out_dir, getattr(classifier, "finetuned_", None))
     files = files or {}
     for name, write in files.items():
         write(out_dir / name)
@@ -121,7 +154,8 @@ def save_models(
         (out_dir / OUT_OF_REPORT_FILE).unlink(missing_ok=True)
     manifest = {
         "format": FORMAT,
-        "files": {name: sha256_file(out_dir / name) for name in [CLASSIFIER_FILE, *files]},
+        "files": {name: sha256_file(out_dir / name)
+                  for name in [CLASSIFIER_FILE, *tuned, *files]},
         "info": info,
     }
     write_json(out_dir / MANIFEST_FILE, manifest)
@@ -178,8 +212,18 @@ def load_classifier(path: Path) -> Any:
 
 
 def load_models(model_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """(classifier, manifest info), every file verified against the manifest."""
+    """(classifier, manifest info), every file verified against the manifest; a
+    classifier that blends a fine-tuned encoder gets it back from its folder."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     verify_files(model_dir, manifest)
-    return load_classifier(model_dir / CLASSIFIER_FILE), manifest.get("info", {})
+    classifier = load_classifier(model_dir / CLASSIFIER_FILE)
+    if classifier.finetune_weight:
+        from pipeline.train.finetune import FinetunedSentiment
+
+        folder = model_dir / FINETUNED_DIR
+        if not any(Path(name).parts[0] == FINETUNED_DIR for name in manifest["files"]):
+            raise InputError(folder, "the classifier blends a fine-tuned encoder that the "
+                                     "manifest does not list: retrain")
+        classifier.set_finetuned(FinetunedSentiment.load(folder))
+    return classifier, manifest.get("info", {})

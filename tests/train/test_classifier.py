@@ -32,6 +32,7 @@ from pipeline.train.data import (
     read_labels,
     source_neutrals,
 )
+from pipeline.train.finetune import FinetunedSentiment
 from pipeline.train.model import SegmentClassifier, SoftmaxRegression, lbfgs
 from pipeline.train.persist import load_classifier
 from pipeline.train.segments import Segments, encode, labels
@@ -519,8 +520,11 @@ def trained(tmp_path_factory):
     original = train_stage.frozen_encoder
     train_stage.frozen_encoder = lambda params: HashingCache()
     try:
+        # one epoch keeps the fine-tuned encoder's four fits (three folds, the final
+        # model) to seconds: its wiring is under test here, not its accuracy
         train_stage.train([labels_dir], tmp / "models",
-                          {"sources_dir": str(REPO / "data" / "sources")})
+                          {"sources_dir": str(REPO / "data" / "sources"),
+                           "finetune_epochs": 1})
     finally:
         train_stage.frozen_encoder = original
     metrics = evaluate_stage.run(
@@ -544,7 +548,10 @@ def test_train_writes_models_and_evaluate_the_metrics_plots_and_card(trained):
     tmp, metrics = trained
     assert (tmp / "models" / "classifier.skops").is_file()
     manifest = json.loads((tmp / "models" / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"classifier.skops", "out_of_report.npz"}
+    tuned = {name for name in manifest["files"] if name.startswith("finetuned/")}
+    assert set(manifest["files"]) - tuned == {"classifier.skops", "out_of_report.npz"}
+    assert {"finetuned/model.safetensors", "finetuned/head.safetensors",
+            "finetuned/finetuned.json"} <= tuned
     card = (tmp / "MODEL_CARD.md").read_text()
     assert card.startswith("# Model card") and "same sentence splitter" in card
     on_disk = json.loads((tmp / "metrics" / "classifiers.json").read_text())
@@ -620,9 +627,47 @@ def test_saved_model_round_trips(trained, tiny_model):
     _, X, _ = tiny_model
     segments = encode(X.rows[:20], hashing_encoder)
     again = load_classifier(tmp / "models" / "classifier.skops")
+    assert getattr(again, "finetuned_", None) is None  # skops holds no torch model
+    with pytest.raises(ValueError, match="fine-tuned encoder that was not loaded"):
+        again.predict_proba(segments)
+    again.set_finetuned(FinetunedSentiment.load(tmp / "models" / "finetuned"))
     a = models.classifier.predict_proba(segments)
     b = again.predict_proba(segments)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    unblended = deepcopy(again).set_params(finetune_weight=0.0).predict_proba(segments)
+    assert not np.allclose(unblended[0], a[0])  # the fine-tuned encoder has its say
+    assert np.array_equal(unblended[1], a[1])  # on sentiment only
+
+
+def test_a_tampered_or_missing_finetuned_file_is_refused(trained, tmp_path):
+    import shutil
+
+    src, _ = trained
+    models = tmp_path / "models"
+    shutil.copytree(src / "models", models)
+    head = models / "finetuned" / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(InputError, match=r"head\.safetensors.*checksum mismatch"):
+        load_models(models)
+    head.unlink()
+    with pytest.raises(InputError, match=r"head\.safetensors.*model file missing"):
+        load_models(models)
+
+
+def test_a_model_without_fine_tuning_leaves_no_earlier_finetuned_folder(trained, tiny_model,
+                                                                     tmp_path):
+    import shutil
+
+    from pipeline.train.persist import save_models
+
+    src, _ = trained
+    models = tmp_path / "models"
+    shutil.copytree(src / "models", models)
+    save_models(models, tiny_model[0], {"reports": ["f01"]})
+    assert not (models / "finetuned").exists()
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert list(manifest["files"]) == ["classifier.skops"]
+    assert load_models(models).classifier.finetune_weight == 0
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path):

@@ -31,7 +31,8 @@ def test_train_evaluate_and_classify_with_the_real_encoder(tmp_path):
         (labels / f"{rid}.labels.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     params = tmp_path / "params.yaml"
-    params.write_text(f"train:\n  encoder: minilm\n  sources_dir: {REPO / 'data' / 'sources'}\n"
+    params.write_text(f"train:\n  encoder: minilm\n  finetune_epochs: 1\n"
+                      f"  sources_dir: {REPO / 'data' / 'sources'}\n"
                       "evaluate:\n  interval_resamples: 100\n", encoding="utf-8")
     runner = CliRunner()
     result = runner.invoke(app, ["train", str(labels), "--out", str(tmp_path / "models"),
