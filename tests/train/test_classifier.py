@@ -313,6 +313,18 @@ def test_a_negative_qi_balance_is_a_one_line_params_error():
         settings({"qi_balance": -0.5})
 
 
+@pytest.mark.parametrize("params, message", [
+    ({"finetune_weight": 1.0}, r"train\.finetune_weight must be at least 0 and below 1"),
+    ({"finetune_weight": -0.1}, r"train\.finetune_weight must be at least 0 and below 1"),
+    ({"finetune_epochs": 0}, r"train\.finetune_epochs must be 1 or more"),
+])
+def test_a_wrong_fine_tuning_setting_is_a_one_line_params_error(params, message):
+    from pipeline.train.stage import settings
+
+    with pytest.raises(InputError, match=message):
+        settings(params)
+
+
 def test_predict_lists_second_code_only_when_confident(tiny_model):
     model, X, _ = tiny_model
     sent, qi = model.predict_proba(X[:10])
