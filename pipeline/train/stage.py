@@ -23,12 +23,13 @@ from pipeline.core.params import resolve
 from pipeline.core.schema import QI_CODES, SENTIMENTS
 from pipeline.embed.encoders import check_name
 from pipeline.train.data import read_labels, source_neutrals, text_key
-from pipeline.train.model import SegmentClassifier, fit_temperature
+from pipeline.train.model import SegmentClassifier, fit_blend_weight, fit_temperature
 from pipeline.train.out_of_report import OutOfReport, predict_out_of_report, save_out_of_report
 from pipeline.train.persist import OUT_OF_REPORT_FILE, save_models
 from pipeline.train.segments import Segments, encode, labels
 
 log = get_logger(__name__)
+
 
 DEFAULTS: dict[str, Any] = {
     "C_sentiment": 30.0,  # chosen leave-one-report-out over all ten reports (3, 10, 30, 100)
@@ -55,10 +56,12 @@ DEFAULTS: dict[str, Any] = {
     # leave-one-report-out figures inside fp32's bootstrap intervals (benchmarks/classify_speed.py)
     "encoder_precision": "int8",
     # share of the sentiment probabilities given to MiniLM fine-tuned on the labelled
-    # sentences (0: none). 0.3 over 2 epochs, leave-one-report-out over the ten reports:
-    # sentiment accuracy 0.917 -> 0.925, f07-f10 0.900 -> 0.911 (benchmarks/
-    # classifier_variants.py); it costs about 2 minutes a fit on two cores, 11 fits here
+    # sentences (0: none); about 2 minutes a fine-tuning on two cores, 11 of them here
     "finetune_weight": 0.3,
+    # fit that share instead, as the temperatures are: the one whose blend has the lowest
+    # log-loss on the out-of-report predictions (finetune_weight is then the share the
+    # fold models start at, and the one kept where there are no such predictions)
+    "fit_finetune_weight": True,
     "finetune_epochs": 2,
 }
 
@@ -112,14 +115,30 @@ def frozen_encoder(params: dict[str, Any]):
                           precision=params["encoder_precision"])
 
 
+def sentiment_classes(y: np.ndarray) -> np.ndarray:
+    """Class indices (SENTIMENTS order) of the labels' sentiments."""
+    return np.array([SENTIMENTS.index(label.sentiment) for label in y])
+
+
 def temperatures(
     y: np.ndarray, sentiment: np.ndarray, qi: np.ndarray
 ) -> tuple[float, float]:
     """(sentiment, QI) temperatures that best fit out-of-report probabilities."""
-    sent_true = np.array([SENTIMENTS.index(label.sentiment) for label in y])
+    sent_true = sentiment_classes(y)
     qi_true = np.array([QI_CODES.index(label.qi[0]) for label in y])
     return (fit_temperature(np.log(np.clip(sentiment, 1e-12, None)), sent_true),
             fit_temperature(np.log(np.clip(qi, 1e-12, None)), qi_true))
+
+
+def fitted_blend(oof: OutOfReport, y: np.ndarray, params: dict[str, Any]) -> OutOfReport:
+    """The predictions reblended at the fine-tuned encoder's fitted share when
+    ``train.fit_finetune_weight`` asks for it; as they are otherwise."""
+    if not params["fit_finetune_weight"] or oof.finetuned_sentiment is None:
+        return oof
+    weight, _ = fit_blend_weight(oof.regression_sentiment, oof.finetuned_sentiment,
+                                 sentiment_classes(y))
+    log.info("fine-tuned encoder's share of the sentiment probabilities, fitted: %.2f", weight)
+    return oof.reblended(weight)
 
 
 def fit(
@@ -132,6 +151,9 @@ def fit(
     if (out_of_report or params["calibrate"]) and len(set(X.groups)) >= 2:
         oof = predict_out_of_report(estimator, X, y)
     classifier = estimator.fit(X, y)
+    if oof is not None:
+        oof = fitted_blend(oof, y, params)
+        classifier.set_blend(oof.finetune_weight)
     if params["calibrate"] and oof is not None:
         bare = temperatures(y, oof.bare_sentiment, oof.bare_qi) if params["bare_model"] else None
         classifier.set_temperatures(*temperatures(y, oof.sentiment, oof.qi), bare=bare)
@@ -162,6 +184,7 @@ def train(
         "reports": reports,
         "params": params,
         "training_text_keys": sorted({text_key(r["text"]) for r in rows}),
+        "finetune_weight": classifier.finetune_weight_,
         "sentiment_temperature": round(classifier.sentiment_temperature_, 4),
         "qi_temperature": round(classifier.qi_temperature_, 4),
         "bare_temperatures": None if classifier.bare_model_ is None else [

@@ -316,6 +316,8 @@ def test_a_negative_qi_balance_is_a_one_line_params_error():
 @pytest.mark.parametrize("params, message", [
     ({"finetune_weight": 1.0}, r"train\.finetune_weight must be at least 0 and below 1"),
     ({"finetune_weight": -0.1}, r"train\.finetune_weight must be at least 0 and below 1"),
+    ({"finetune_weight": "fit"}, r"train\.finetune_weight must be float, got 'fit'"),
+    ({"fit_finetune_weight": 1}, r"train\.fit_finetune_weight must be true or false"),
     ({"finetune_epochs": 0}, r"train\.finetune_epochs must be 1 or more"),
 ])
 def test_a_wrong_fine_tuning_setting_is_a_one_line_params_error(params, message):
@@ -458,11 +460,12 @@ class Spy(SegmentClassifier):
         self.bare_model_ = None
         return self
 
-    def predict_proba(self, X):
+    def predict_parts(self, X, finetuned=True):
         Spy.seen.append(("predict", [r["report_id"] for r in X.rows],
                          [r["part"] for r in X.rows], X.vectors["heading"].any()))
         n = len(X)
-        return [np.full((n, len(SENTIMENTS)), 0.25), np.full((n, len(QI_CODES)), 1 / 21)]
+        return (np.full((n, len(SENTIMENTS)), 0.25), None,
+                np.full((n, len(QI_CODES)), 1 / 21))
 
 
 def test_out_of_report_fits_once_per_report_and_never_on_the_held_out_one():
@@ -533,10 +536,11 @@ def trained(tmp_path_factory):
     train_stage.frozen_encoder = lambda params: HashingCache()
     try:
         # one epoch keeps the fine-tuned encoder's four fits (three folds, the final
-        # model) to seconds: its wiring is under test here, not its accuracy
+        # model) to seconds: its wiring is under test here, not its accuracy; so is the
+        # blend's, at the set share (on so little, a fitted one may come out 0)
         train_stage.train([labels_dir], tmp / "models",
                           {"sources_dir": str(REPO / "data" / "sources"),
-                           "finetune_epochs": 1})
+                           "finetune_epochs": 1, "fit_finetune_weight": False})
     finally:
         train_stage.frozen_encoder = original
     metrics = evaluate_stage.run(
@@ -646,7 +650,7 @@ def test_saved_model_round_trips(trained, tiny_model):
     a = models.classifier.predict_proba(segments)
     b = again.predict_proba(segments)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    unblended = deepcopy(again).set_params(finetune_weight=0.0).predict_proba(segments)
+    unblended = deepcopy(again).set_blend(0.0).predict_proba(segments)
     assert not np.allclose(unblended[0], a[0])  # the fine-tuned encoder has its say
     assert np.array_equal(unblended[1], a[1])  # on sentiment only
 
@@ -940,3 +944,138 @@ def test_no_memory_address_is_saved(tiny_model, tmp_path):
     assert loaded.tfidf_._stop_words_id is None
     for a, b in zip(loaded.predict_proba(X), model.predict_proba(X), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_the_blend_weight_fitted_is_the_share_with_the_lowest_log_loss():
+    from pipeline.train.model import BLEND_GRID, blend, fit_blend_weight
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, len(SENTIMENTS), 400)
+    truth = np.eye(len(SENTIMENTS))[true]
+    noise = rng.dirichlet(np.ones(len(SENTIMENTS)), 400)
+    # two readers, each right on its own half of the rows: the blend beats either
+    half = np.arange(400) < 200
+    regression = np.where(half[:, None], 0.7 * truth + 0.3 * noise, noise)
+    tuned = np.where(half[:, None], noise, 0.7 * truth + 0.3 * noise)
+    weight, losses = fit_blend_weight(regression, tuned, true)
+    assert set(losses) == set(BLEND_GRID) and losses[weight] == min(losses.values())
+    assert 0.2 < weight < 0.8
+    # a reader that knows nothing gets no share, a perfect one most
+    assert fit_blend_weight(regression, noise, true)[0] == 0.0
+    assert fit_blend_weight(regression, truth, true)[0] >= 0.5
+    assert np.allclose(blend(regression, tuned, 0.25), 0.75 * regression + 0.25 * tuned)
+    assert blend(regression, None, 0.5) is regression
+
+
+def test_the_train_stage_keeps_the_blend_parts_and_the_card_shows_them(trained):
+    from pipeline.train.model import blend
+    from pipeline.train.out_of_report import load_out_of_report
+
+    tmp, metrics = trained
+    _, _, oof = load_out_of_report(tmp / "models" / "out_of_report.npz")
+    info = json.loads((tmp / "models" / "manifest.json").read_text())["info"]
+    classifier = load_models(tmp / "models").classifier
+    assert info["finetune_weight"] == oof.finetune_weight == classifier.finetune_weight_ == 0.3
+    # the scored predictions are the blend of the two kept parts
+    assert np.allclose(oof.sentiment, blend(oof.regression_sentiment, oof.finetuned_sentiment,
+                                            0.3))
+    assert np.allclose(oof.bare_sentiment, blend(
+        oof.bare_regression_sentiment, oof.finetuned_sentiment, 0.3))
+    parts = metrics["sentiment_parts"]
+    assert parts["finetune_weight"] == 0.3
+    assert parts["blend"]["accuracy"] == pytest.approx(metrics["model"]["sentiment"]["accuracy"])
+    assert set(parts["finetuned"]["per_report_accuracy"]) == {"f01", "f02", "f03"}
+    card = (tmp / "MODEL_CARD.md").read_text()
+    assert "0.30 of the probabilities come from all-MiniLM" in card
+    assert "set in `train.finetune_weight`" in card
+    assert f"finetuned {parts['finetuned']['accuracy']:.3f}" in card
+
+
+class OracleReader:
+    """A stand-in for the fine-tuned encoder that knows every sentence's sentiment: the
+    share fitted for it must be most of the blend."""
+
+    truth: dict = {}
+
+    def __init__(self, **params):
+        pass
+
+    def fit(self, texts, y):
+        return self
+
+    def predict_proba(self, texts):
+        return np.stack([0.9 * np.eye(len(SENTIMENTS))[SENTIMENTS.index(self.truth[t])]
+                         + 0.025 for t in texts])
+
+
+def test_the_train_stage_fits_the_blend_weight_then_the_temperatures(monkeypatch):
+    from pipeline.train import finetune
+    from pipeline.train import stage as train_stage
+    from pipeline.train.model import BLEND_GRID
+
+    rows = small_rows(per_report=12)
+    X, y = encode(rows, hashing_encoder), labels(rows)
+    OracleReader.truth = {r["text"]: r["sentiment"] for r in rows}
+    monkeypatch.setattr(finetune, "FinetunedSentiment", OracleReader)
+    params = train_stage.settings({"bare_model": False, "stack": False})
+    classifier, oof = train_stage.fit(X, y, params)
+    assert classifier.finetune_weight == 0.3  # the parameter as given
+    assert classifier.finetune_weight_ == oof.finetune_weight >= 0.5
+    assert oof.finetune_weight in BLEND_GRID
+    sent, _ = classifier.predict_proba(X)
+    assert (sent.argmax(axis=1) == [SENTIMENTS.index(label.sentiment) for label in y]).all()
+    # the temperature is fitted on the reblended predictions, not the first blend's
+    expected, _ = train_stage.temperatures(y, oof.sentiment, oof.qi)
+    assert classifier.sentiment_temperature_ == pytest.approx(expected)
+    fixed, oof_fixed = train_stage.fit(X, y, {**params, "fit_finetune_weight": False})
+    assert fixed.finetune_weight_ == oof_fixed.finetune_weight == 0.3
+
+
+def test_a_set_blend_weight_is_kept_and_checked(tiny_model):
+    from pipeline.train import stage as train_stage
+    from pipeline.train.out_of_report import OutOfReport
+
+    model, X, y = tiny_model
+    with pytest.raises(ValueError, match="without a fine-tuned encoder"):
+        deepcopy(model).set_blend(0.4)
+    with pytest.raises(ValueError, match=r"lies in \[0, 1\)"):
+        deepcopy(model).set_blend(1.0)
+    n = len(X)
+    parts = {k: np.full((n, len(SENTIMENTS)), 0.25) for k in (
+        "sentiment", "bare_sentiment", "regression_sentiment", "bare_regression_sentiment",
+        "finetuned_sentiment")}
+    oof = OutOfReport(qi=np.zeros((n, len(QI_CODES))), bare_qi=np.zeros((n, len(QI_CODES))),
+                      finetune_weight=0.25, **parts)
+    # unless asked to, nothing is fitted
+    assert train_stage.fitted_blend(oof, y, {"fit_finetune_weight": False}) is oof
+    # equal parts: every share gives the same loss, and the tie goes to the smallest
+    assert train_stage.fitted_blend(oof, y, {"fit_finetune_weight": True}).finetune_weight == 0.0
+
+
+def test_out_of_report_files_round_trip_with_and_without_their_parts(tmp_path, tiny_model):
+    from pipeline.train.out_of_report import (
+        OutOfReport,
+        load_out_of_report,
+        save_out_of_report,
+    )
+
+    _, X, y = tiny_model
+    n = len(X)
+    rng = np.random.default_rng(0)
+    arrays = {k: rng.dirichlet(np.ones(len(SENTIMENTS)), n) for k in (
+        "regression_sentiment", "bare_regression_sentiment", "finetuned_sentiment")}
+    oof = OutOfReport(sentiment=arrays["regression_sentiment"], qi=np.zeros((n, 21)),
+                      bare_sentiment=arrays["bare_regression_sentiment"],
+                      bare_qi=np.zeros((n, 21)), **arrays).reblended(0.35)
+    save_out_of_report(tmp_path / "oof.npz", X, y, oof)
+    _, _, again = load_out_of_report(tmp_path / "oof.npz")
+    assert again.finetune_weight == 0.35
+    for key in ("sentiment", "bare_sentiment", *arrays):
+        assert np.array_equal(getattr(again, key), getattr(oof, key)), key
+    plain = OutOfReport(sentiment=oof.sentiment, qi=oof.qi, bare_sentiment=oof.bare_sentiment,
+                        bare_qi=oof.bare_qi)
+    save_out_of_report(tmp_path / "plain.npz", X, y, plain)
+    _, _, again = load_out_of_report(tmp_path / "plain.npz")
+    assert again.finetuned_sentiment is None and again.finetune_weight == 0.0
+    with pytest.raises(ValueError, match="no fine-tuned encoder"):
+        again.reblended(0.3)
