@@ -3,6 +3,7 @@
     python benchmarks/classifier_variants.py                      # the model as shipped
     python benchmarks/classifier_variants.py pos idiom=2          # variants, one fit each
     python benchmarks/classifier_variants.py --list
+    python benchmarks/classifier_variants.py --model models/classifier finetune=0.5
 
 Why this script: the README's "what changed the figures" row names ideas that
 were measured and dropped. Each is a variant here, so the next engineer can
@@ -26,13 +27,16 @@ them fine-tuning MiniLM once per held-out report (``train.finetune_weight``);
 it were measured. ``finetune=W`` with W above 0 reblends the shipped fit's parts
 at W (the regressions and the encoder are fitted apart), so it costs no fit.
 From a fresh cache ``shipped`` gives the train stage's figures exactly, the
-fitted blend weight included.
+fitted blend weight included. ``--model DIR`` reads a model folder's own
+out-of-report predictions instead of fitting, for ``shipped`` and ``finetune=W``:
+seconds after ``dvc repro``, with the bare model as trained.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -242,6 +246,35 @@ def scores(true: np.ndarray, pred: np.ndarray, codes: list, qi: np.ndarray) -> s
             f"macro-F1 {q['macro_f1']:.3f}")
 
 
+def report(name: str, oof: OutOfReport, rows: list[dict], seconds: float) -> None:
+    """The variant's figures, all reports and f07-f10, as the train stage scores them."""
+    labelled = np.array([r.get("source") != "context" for r in rows])
+    idiom = labelled & np.array([r.get("report_id") in IDIOM_REPORTS for r in rows])
+    true = np.array([SENTIMENTS.index(r["sentiment"]) for r in rows])
+    pred = oof.sentiment.argmax(axis=1)
+    share = (f", fine-tuned encoder's share {oof.finetune_weight:.2f}"
+             if oof.finetuned_sentiment is not None else "")
+    print(f"{name} ({seconds:.0f} s{share})")
+    for scope, mask in (("all", labelled), ("f07-f10", idiom)):
+        codes = [list(rows[i]["qi"]) for i in np.flatnonzero(mask)]
+        print(f"  {scope:8s} {scores(true[mask], pred[mask], codes, oof.qi[mask])}")
+
+
+def saved(model_dir: Path, names: list[str]) -> None:
+    """``shipped`` and ``finetune=W`` from a model folder's out-of-report predictions."""
+    from pipeline.train.out_of_report import load_out_of_report
+    from pipeline.train.persist import OUT_OF_REPORT_FILE
+
+    rows, _, oof = load_out_of_report(model_dir / OUT_OF_REPORT_FILE)
+    for name in names:
+        weight = reblend_weight(name)
+        if name != "shipped" and weight is None:
+            raise SystemExit(f"--model scores shipped and finetune=W (W above 0), not {name!r}")
+        if weight is not None and oof.finetuned_sentiment is None:
+            raise SystemExit(f"{model_dir} was trained without a fine-tuned encoder")
+        report(name, oof if weight is None else oof.reblended(weight), rows, 0.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="*", default=["shipped"])
@@ -250,11 +283,17 @@ def main() -> None:
     ap.add_argument("--cache", type=Path,
                     default=REPO / "data" / "cache" / "benchmarks" / "classifier_variants.npz",
                     help="the models' encoder's vectors, kept between runs")
+    ap.add_argument("--model", type=Path,
+                    help="score this model folder's out-of-report predictions (shipped and "
+                         "finetune=W only) instead of fitting")
     ap.add_argument("--list", action="store_true", help="name the variants and stop")
     args = ap.parse_args()
     if args.list:
         for name, what in VARIANTS.items():
             print(f"{name:10s} {what}")
+        return
+    if args.model:
+        saved(args.model, args.variants)
         return
     base = train_stage.settings(section("train", train_stage.DEFAULTS, args.params))
     base.update(embedding_cache=str(args.cache), bare_model=False)
@@ -281,16 +320,9 @@ def main() -> None:
         oof = fitted[key]
         if weight is not None:
             oof = oof.reblended(weight)
-        sentiment = oof.sentiment
         if name in AFTER_FIT:
-            sentiment = AFTER_FIT[name](sentiment, X, true)
-        pred = sentiment.argmax(axis=1)
-        share = (f", fine-tuned encoder's share {oof.finetune_weight:.2f}"
-                 if oof.finetuned_sentiment is not None else "")
-        print(f"{name} ({time.perf_counter() - started:.0f} s{share})")
-        for scope, mask in (("all", labelled), ("f07-f10", idiom)):
-            codes = [list(y[i].qi) for i in np.flatnonzero(mask)]
-            print(f"  {scope:8s} {scores(true[mask], pred[mask], codes, oof.qi[mask])}")
+            oof = dataclasses.replace(oof, sentiment=AFTER_FIT[name](oof.sentiment, X, true))
+        report(name, oof, rows, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,44 @@ def test_parameter_variants_set_the_train_stage_parameter_with_its_type(variants
     assert isinstance(params["finetune_epochs"], int)
     with pytest.raises(SystemExit, match="unknown variant"):
         variants.variant("finetune", params)
+
+
+def test_finetune_variants_above_zero_reblend_and_a_model_folder_is_scored_without_a_fit(
+        variants, tmp_path, capsys):
+    import json
+
+    from pipeline.core.schema import QI_CODES, SENTIMENTS
+    from pipeline.train.out_of_report import OutOfReport
+
+    assert variants.reblend_weight("finetune=0.5") == 0.5
+    assert variants.reblend_weight("finetune=0") is None  # a fit without the encoder
+    assert variants.reblend_weight("C=3") is None
+    rows = [{"report_id": rid, "source": "label", "text": f"s{i}", "sentiment": s,
+             "qi": ["2.1"]} for i, (rid, s) in enumerate(
+                 [("f01", "positive"), ("f01", "negative"), ("f07", "positive"),
+                  ("f07", "negative")])]
+    eye = np.eye(len(SENTIMENTS))
+    right = eye[[SENTIMENTS.index(r["sentiment"]) for r in rows]]
+    wrong = eye[[SENTIMENTS.index("mixed")] * 4]
+    qi = np.full((4, len(QI_CODES)), 1 / len(QI_CODES))
+    # the regressions are wrong everywhere, the encoder right: 0.6 of it reads all four
+    oof = OutOfReport(sentiment=wrong, qi=qi, bare_sentiment=wrong, bare_qi=qi,
+                      regression_sentiment=wrong, bare_regression_sentiment=wrong,
+                      finetuned_sentiment=right).reblended(0.4)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with open(folder / "out_of_report.npz", "wb") as fh:
+        np.savez(fh, rows=np.array([json.dumps(r) for r in rows]),
+                 text_vectors=np.zeros((4, 2)), sentiment=oof.sentiment, qi=oof.qi,
+                 bare_sentiment=oof.bare_sentiment, bare_qi=oof.bare_qi,
+                 regression_sentiment=wrong, bare_regression_sentiment=wrong,
+                 finetuned_sentiment=right, finetune_weight=np.array(0.4))
+    variants.saved(folder, ["shipped", "finetune=0.6"])
+    out = capsys.readouterr().out
+    assert "shipped (0 s, fine-tuned encoder's share 0.40)" in out
+    assert "finetune=0.6 (0 s, fine-tuned encoder's share 0.60)" in out
+    lines = out.splitlines()
+    assert "sentiment accuracy 0.000" in lines[1] and "sentiment accuracy 1.000" in lines[4]
+    assert lines[5].strip().startswith("f07-f10") and "accuracy 1.000" in lines[5]
+    with pytest.raises(SystemExit, match="shipped and finetune=W"):
+        variants.saved(folder, ["pos"])

@@ -54,7 +54,9 @@ DEFAULTS: dict[str, Any] = {
     # manifest, and classify encodes with the precision the models were trained on
     # int8: cold classification of a 400-sentence report 12.8 s -> 8.4 s on two cores, with
     # leave-one-report-out figures inside fp32's bootstrap intervals (benchmarks/classify_speed.py)
-    "encoder_precision": "int8",
+    # where the installed onnxruntime quantises mpnet well; the December 2026 install does
+    # not (pipeline.embed.runtime.check_quantized refuses it), so fp32 is the default
+    "encoder_precision": "fp32",
     # share of the sentiment probabilities given to MiniLM fine-tuned on the labelled
     # sentences (0: none); about 2 minutes a fine-tuning on two cores, 11 of them here
     "finetune_weight": 0.3,

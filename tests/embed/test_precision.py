@@ -102,3 +102,27 @@ def test_the_manifest_records_the_precision_and_classify_refuses_a_mismatch(monk
         None, {"params": {"encoder": "minilm", "encoder_precision": "int3"}}))
     with pytest.raises(InputError, match="encoder_precision in the model manifest"):
         classify_stage.load_models("anywhere")
+
+
+def test_an_int8_file_that_reads_unlike_fp32_is_refused_and_not_kept(runtime_cache,
+                                                                      monkeypatch):
+    """Where the installed onnxruntime quantises badly (it did for mpnet in December
+    2026: cosine 0.007 to fp32), the int8 file is refused with its name, and nothing
+    is left in the cache to be loaded later."""
+    fp32 = encoder_runtime.onnx_path("minilm", "fp32")
+    real = encoder_runtime.onnx_forward
+
+    def scrambled(path, device="cpu"):
+        forward = real(path, device)
+        if "int8" not in str(path) and ".quantize-" not in str(path):
+            return forward
+        rng = np.random.default_rng(0)
+        return lambda ids, mask: rng.normal(size=forward(ids, mask).shape).astype(np.float32)
+
+    monkeypatch.setattr(encoder_runtime, "onnx_forward", scrambled)
+    with pytest.raises(InputError, match=r"int8.*reads unlike its fp32 export \(mean cosine "
+                                         r"-?0\.\d+ .*use encoder_precision fp32"):
+        encoder_runtime.onnx_path("minilm", "int8")
+    assert [p.name for p in fp32.parent.iterdir()] == [fp32.name]
+    monkeypatch.setattr(encoder_runtime, "onnx_forward", real)
+    assert encoder_runtime.onnx_path("minilm", "int8").is_file()  # a good one is kept
