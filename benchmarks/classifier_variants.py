@@ -201,7 +201,8 @@ def variant(name: str, params: dict) -> contextlib.AbstractContextManager:
     for prefix, key, kind in (("qi_balance=", "qi_balance", float),
                               ("C=", "C_sentiment", float),
                               ("finetune=", "finetune_weight", float),
-                              ("epochs=", "finetune_epochs", int)):
+                              ("epochs=", "finetune_epochs", int),
+                              ("seed=", "finetune_seed", int)):
         if name.startswith(prefix):
             params[key] = kind(name.split("=", 1)[1])
             return contextlib.nullcontext()
@@ -235,6 +236,8 @@ VARIANTS = {
     "finetune=W": "the fine-tuned encoder's share set to W instead of fitted (the shipped"
                   " fit reblended; 0: fitted without the encoder, about 5 minutes)",
     "epochs=E": "train.finetune_epochs set to E",
+    "seed=S": "train.finetune_seed set to S (how far the figures move with the"
+              " fine-tuning's luck)",
 }
 
 

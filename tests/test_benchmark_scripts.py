@@ -97,8 +97,11 @@ def test_parameter_variants_set_the_train_stage_parameter_with_its_type(variants
         pass
     with variants.variant("epochs=3", params):
         pass
-    assert params == {"finetune_weight": 0.0, "finetune_epochs": 3}
+    with variants.variant("seed=2", params):
+        pass
+    assert params == {"finetune_weight": 0.0, "finetune_epochs": 3, "finetune_seed": 2}
     assert isinstance(params["finetune_epochs"], int)
+    assert isinstance(params["finetune_seed"], int)
     with pytest.raises(SystemExit, match="unknown variant"):
         variants.variant("finetune", params)
 

@@ -19,6 +19,14 @@ from sklearn.metrics import accuracy_score, f1_score
 from pipeline.core.schema import QI_CODES, SENTIMENTS, qi_area
 
 
+def labelled_indices(rows: Sequence[dict]) -> np.ndarray:
+    """Positions of the hand-labelled rows, the only ones any figure is computed on
+    (the neutral sentences of the unlabelled sections, ``source`` "context", would
+    flatter them: see the module docstring)."""
+    return np.array([i for i, r in enumerate(rows) if r.get("source") != "context"],
+                    dtype=int)
+
+
 def sentiment_metrics(true: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
     pred = [SENTIMENTS[i] for i in probs.argmax(axis=1)]
     present = [c for c in SENTIMENTS if c in set(true)]
@@ -61,8 +69,9 @@ def qi_metrics(codes: Sequence[Sequence[str]], probs: np.ndarray) -> dict[str, A
 
 def score(rows: list[dict], sent: np.ndarray, qi: np.ndarray) -> dict[str, Any]:
     """Scores on labelled rows, plus how often held-out context sentences came out neutral."""
-    labelled = np.array([r.get("source") != "context" for r in rows])
-    idx = np.flatnonzero(labelled)
+    idx = labelled_indices(rows)
+    labelled = np.zeros(len(rows), dtype=bool)
+    labelled[idx] = True
     out = {
         "sentiment": sentiment_metrics([rows[i]["sentiment"] for i in idx], sent[idx]),
         "qi": qi_metrics([rows[i]["qi"] for i in idx], qi[idx]),
@@ -96,7 +105,7 @@ def bootstrap_intervals(
     neutral sentences a single one moves sentiment macro-F1 by about 0.015; the
     interval shows how much of a gap to a goal is measurement.
     """
-    idx = np.array([i for i, r in enumerate(rows) if r.get("source") != "context"])
+    idx = labelled_indices(rows)
     if not len(idx):
         return {}
     true_s = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in idx])
@@ -208,7 +217,7 @@ def misreadings(rows: list[dict], sent: np.ndarray, qi: np.ndarray,
     measurement rather than from memory. ``share`` is the fraction of that true
     class's held-out sentences read as the other.
     """
-    idx = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    idx = labelled_indices(rows)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, true, pred in (
         ("sentiment", [rows[i]["sentiment"] for i in idx],

@@ -29,6 +29,7 @@ from pipeline.evaluate.metrics import (
     confusion_rows,
     expected_calibration_error,
     headline,
+    labelled_indices,
     misreadings,
     paired_gaps,
     score,
@@ -84,7 +85,7 @@ def calibration(
     if not params.get("calibrate"):
         return {"calibrated": False}
     t_sent, t_qi = classifier.sentiment_temperature_, classifier.qi_temperature_
-    labelled = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    labelled = labelled_indices(rows)
     sent = softmax(np.log(np.clip(oof.sentiment[labelled], 1e-12, None)) / t_sent)
     qi = softmax(np.log(np.clip(oof.qi[labelled], 1e-12, None)) / t_qi)
     return {
@@ -104,7 +105,7 @@ def sentiment_parts(rows: list[dict[str, Any]], oof: OutOfReport) -> dict[str, A
     fine-tuned encoder."""
     if oof.finetuned_sentiment is None:
         return None
-    labelled = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    labelled = labelled_indices(rows)
     true = np.array([SENTIMENTS.index(rows[i]["sentiment"]) for i in labelled])
     reports = np.array([rows[i]["report_id"] for i in labelled])
     out: dict[str, Any] = {"finetune_weight": oof.finetune_weight}
@@ -128,7 +129,7 @@ def evaluate_out_of_report(
     if label_paths:
         check_same_labels(label_paths, rows, Path(model_dir) / OUT_OF_REPORT_FILE)
     train_params = info.get("params", {})
-    n_labelled = sum(r.get("source") != "context" for r in rows)
+    n_labelled = len(labelled_indices(rows))
     model = figures(rows, oof.sentiment, oof.qi)
     log.info("model: %.3f sentiment macro-F1, %.3f QI top-1",
              model["sentiment"]["macro_f1"], model["qi"]["top1"])
@@ -161,7 +162,7 @@ def evaluate_out_of_report(
 def write_confusions(plots_dir: Path, rows: list[dict], sent: np.ndarray,
                      qi: np.ndarray) -> list[Path]:
     """Sentiment and QI-area confusion data (one row per labelled sentence) for DVC plots."""
-    idx = [i for i, r in enumerate(rows) if r.get("source") != "context"]
+    idx = labelled_indices(rows)
     sent_pred = [SENTIMENTS[j] for j in sent[idx].argmax(axis=1)]
     qi_pred = [QI_CODES[j] for j in qi[idx].argmax(axis=1)]
     outputs = {

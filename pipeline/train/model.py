@@ -218,7 +218,8 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
       reads the inspectorate's polite shortfalls differently from the frozen
       vectors, and its errors are different ones. The bare model shares the
       parent's fine-tuned encoder (it reads only the words), so a fit fine-tunes once.
-      ``finetune_epochs`` is its number of passes over the sentences. The share in
+      ``finetune_epochs`` is its number of passes over the sentences and
+      ``finetune_seed`` its seed (initialisation, dropout, batch order). The share in
       use is ``finetune_weight_``: ``finetune_weight`` after ``fit``, and what
       :meth:`set_blend` sets when the train stage fits it on out-of-report
       predictions (:func:`fit_blend_weight`), as it does the temperatures.
@@ -243,6 +244,7 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         bare_model: bool = True,
         finetune_weight: float = 0.0,
         finetune_epochs: int = 2,
+        finetune_seed: int = 0,
         max_iter: int = 500,
     ):
         self.C_sentiment = C_sentiment
@@ -258,6 +260,7 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         self.bare_model = bare_model
         self.finetune_weight = finetune_weight
         self.finetune_epochs = finetune_epochs
+        self.finetune_seed = finetune_seed
         self.max_iter = max_iter
 
     # --- features ------------------------------------------------------------------
@@ -298,7 +301,8 @@ class SegmentClassifier(ClassifierMixin, BaseEstimator):
         if self.finetune_weight > 0:
             from pipeline.train.finetune import FinetunedSentiment
 
-            self.finetuned_ = FinetunedSentiment(epochs=self.finetune_epochs, seed=0).fit(
+            self.finetuned_ = FinetunedSentiment(
+                epochs=self.finetune_epochs, seed=self.finetune_seed).fit(
                 texts, [SENTIMENTS.index(label.sentiment) for label in y])
         return self
 

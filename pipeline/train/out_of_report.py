@@ -75,11 +75,8 @@ def predict_out_of_report(estimator: BaseEstimator, X: Segments, y: np.ndarray) 
     them once.
     """
     n = len(X)
-    tuned = bool(getattr(estimator, "finetune_weight", 0))
     weight = float(getattr(estimator, "finetune_weight", 0))
-    out = {name: np.zeros((n, len(SENTIMENTS))) for name in (
-        "regression_sentiment", "bare_regression_sentiment",
-        *(("finetuned_sentiment",) if tuned else ()))}
+    out = {name: np.zeros((n, len(SENTIMENTS))) for name in PARTS}
     out.update({name: np.zeros((n, len(QI_CODES))) for name in ("qi", "bare_qi")})
     splitter = LeaveOneGroupOut()
     folds = splitter.split(X, y, groups=X.groups)
@@ -92,13 +89,12 @@ def predict_out_of_report(estimator: BaseEstimator, X: Segments, y: np.ndarray) 
         out["bare_regression_sentiment"][test], _, out["bare_qi"][test] = model.predict_parts(
             X[test].without_context(), finetuned=False)
         log.debug("held out %s (%d rows)", X.groups[test[0]], len(test))
-    if not tuned:
-        return OutOfReport(sentiment=out["regression_sentiment"], qi=out["qi"],
-                           bare_sentiment=out["bare_regression_sentiment"],
-                           bare_qi=out["bare_qi"])
-    return OutOfReport(sentiment=out["regression_sentiment"], qi=out["qi"],
-                       bare_sentiment=out["bare_regression_sentiment"], bare_qi=out["bare_qi"],
-                       **{k: out[k] for k in PARTS}).reblended(weight)
+    if not weight:
+        out["finetuned_sentiment"] = None
+    oof = OutOfReport(sentiment=out["regression_sentiment"], qi=out["qi"],
+                      bare_sentiment=out["bare_regression_sentiment"], bare_qi=out["bare_qi"],
+                      **{k: out[k] for k in PARTS})
+    return oof.reblended(weight) if weight else oof
 
 
 def save_out_of_report(path: Path, X: Segments, y: np.ndarray, oof: OutOfReport) -> None:

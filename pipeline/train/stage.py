@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     # fold models start at, and the one kept where there are no such predictions)
     "fit_finetune_weight": True,
     "finetune_epochs": 2,
+    # its initialisation, dropout and batch order: one seed makes a fit repeatable;
+    # another seed shows how far the figures move with the luck of the fine-tuning
+    "finetune_seed": 0,
 }
 
 
@@ -81,6 +84,9 @@ def settings(params: dict[str, Any] | None) -> dict[str, Any]:
     if merged["finetune_epochs"] < 1:
         raise InputError("params", f"train.finetune_epochs must be 1 or more, not "
                                    f"{merged['finetune_epochs']}")
+    if merged["finetune_seed"] < 0:
+        raise InputError("params", f"train.finetune_seed must be 0 or more, not "
+                                   f"{merged['finetune_seed']}")
     if merged["qi_balance"] < 0:
         raise InputError("params", f"train.qi_balance must be 0 or more, not "
                                    f"{merged['qi_balance']} (0: every QI row counts 1)")

@@ -319,6 +319,8 @@ def test_a_negative_qi_balance_is_a_one_line_params_error():
     ({"finetune_weight": "fit"}, r"train\.finetune_weight must be float, got 'fit'"),
     ({"fit_finetune_weight": 1}, r"train\.fit_finetune_weight must be true or false"),
     ({"finetune_epochs": 0}, r"train\.finetune_epochs must be 1 or more"),
+    ({"finetune_seed": -1}, r"train\.finetune_seed must be 0 or more"),
+    ({"finetune_seed": 0.5}, r"train\.finetune_seed must be int"),
 ])
 def test_a_wrong_fine_tuning_setting_is_a_one_line_params_error(params, message):
     from pipeline.train.stage import settings
