@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.core.params import section  # noqa: E402
 from pipeline.core.schema import SENTIMENTS  # noqa: E402
-from pipeline.evaluate.metrics import qi_metrics  # noqa: E402
+from pipeline.evaluate.metrics import labelled_indices, qi_metrics  # noqa: E402
 from pipeline.train import features, model  # noqa: E402
 from pipeline.train import stage as train_stage  # noqa: E402
 from pipeline.train.out_of_report import OutOfReport, predict_out_of_report  # noqa: E402
@@ -251,16 +251,21 @@ def scores(true: np.ndarray, pred: np.ndarray, codes: list, qi: np.ndarray) -> s
 
 def report(name: str, oof: OutOfReport, rows: list[dict], seconds: float) -> None:
     """The variant's figures, all reports and f07-f10, as the train stage scores them."""
-    labelled = np.array([r.get("source") != "context" for r in rows])
-    idiom = labelled & np.array([r.get("report_id") in IDIOM_REPORTS for r in rows])
     true = np.array([SENTIMENTS.index(r["sentiment"]) for r in rows])
     pred = oof.sentiment.argmax(axis=1)
     share = (f", fine-tuned encoder's share {oof.finetune_weight:.2f}"
              if oof.finetuned_sentiment is not None else "")
     print(f"{name} ({seconds:.0f} s{share})")
-    for scope, mask in (("all", labelled), ("f07-f10", idiom)):
-        codes = [list(rows[i]["qi"]) for i in np.flatnonzero(mask)]
-        print(f"  {scope:8s} {scores(true[mask], pred[mask], codes, oof.qi[mask])}")
+    for scope, idx in scopes(rows).items():
+        codes = [list(rows[i]["qi"]) for i in idx]
+        print(f"  {scope:8s} {scores(true[idx], pred[idx], codes, oof.qi[idx])}")
+
+
+def scopes(rows: list[dict]) -> dict[str, np.ndarray]:
+    """The labelled rows scored, all of them and those of f07-f10 (row positions)."""
+    labelled = labelled_indices(rows)
+    idiom = [i for i in labelled if rows[i].get("report_id") in IDIOM_REPORTS]
+    return {"all": labelled, "f07-f10": np.array(idiom, dtype=int)}
 
 
 def saved(model_dir: Path, names: list[str]) -> None:
@@ -305,11 +310,10 @@ def main() -> None:
     encoder = train_stage.frozen_encoder(base)
     X, y = encode(rows, encoder), labels(rows)
     encoder.save()
-    labelled = np.array([r.get("source") == "label" for r in rows])
-    idiom = labelled & np.array([r.get("report_id") in IDIOM_REPORTS for r in rows])
     true = np.array([SENTIMENTS.index(label.sentiment) for label in y])
-    print(f"{labelled.sum()} labelled sentences from {len(set(X.groups))} reports, "
-          f"{idiom.sum()} of them in f07-f10")
+    scored = scopes(rows)
+    print(f"{len(scored['all'])} labelled sentences from {len(set(X.groups))} reports, "
+          f"{len(scored['f07-f10'])} of them in f07-f10")
     fitted: dict[str, OutOfReport] = {}  # AFTER_FIT variants share the shipped fit
     for name in args.variants:
         params = dict(base)
