@@ -36,12 +36,12 @@ class OutOfReport:
     """Probabilities per row: with the rows' context, and with part, kind and
     heading left out of the held-out rows (as bare sentences arrive).
 
-    With a fine-tuned encoder, ``sentiment`` and ``bare_sentiment`` are blends
-    (:func:`pipeline.train.model.blend`) of the regressions' probabilities
-    (``regression_sentiment``, ``bare_regression_sentiment``) and the encoder's
-    (``finetuned_sentiment``; it reads the words only, so one reading serves
-    both), at ``finetune_weight``; the parts are kept so that the weight can be
-    fitted on them and each part scored alone.
+    The regressions' own probabilities are always kept (``regression_sentiment``,
+    ``bare_regression_sentiment``), so that each part can be scored alone. With a
+    fine-tuned encoder, ``sentiment`` and ``bare_sentiment`` are blends
+    (:func:`pipeline.train.model.blend`) of them and the encoder's
+    (``finetuned_sentiment``; it reads the words only, so one reading serves both) at
+    ``finetune_weight``, which the train stage fits on these parts.
     """
 
     sentiment: np.ndarray
